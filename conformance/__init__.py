@@ -1,0 +1,1 @@
+"""The conformance tests method authors run; collected automatically by the plugin."""

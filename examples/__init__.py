@@ -1,0 +1,1 @@
+"""Reference unlearning methods, each runnable as ``pytest --unlearn-method=examples.NAME:unlearn``."""

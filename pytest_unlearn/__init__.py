@@ -1,0 +1,1 @@
+"""pytest-unlearn: a conformance suite for machine-unlearning methods."""

@@ -1,0 +1,86 @@
+"""What an unlearning method receives: the data splits and the context.
+
+A method is a plain function and needs to import nothing from this package::
+
+    def unlearn(model, forget, retain, context):
+        opt = torch.optim.SGD(model.parameters(), lr=context.recipe.lr)
+        for x, y in retain.loader(batch_size=context.recipe.batch_size):
+            ...
+        return model
+
+The objects below only document (and type) what arrives in ``forget``, ``retain`` and
+``context``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .benchmarks.spec import TrainingRecipe
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """A labelled data split, already on the evaluation device.
+
+    ``indices`` are the points' positions in the benchmark's full data set, so a method that
+    keeps per-point state across sequential requests can key it.
+
+    >>> for inputs, targets in forget.loader(batch_size=32, shuffle=False):  # doctest: +SKIP
+    ...     loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    indices: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def loader(
+        self,
+        batch_size: int = 64,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> DataLoader:
+        """Minibatches of ``(inputs, targets)``; with ``shuffle`` a fresh order every epoch."""
+        return DataLoader(
+            TensorDataset(self.inputs, self.targets),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+        )
+
+
+@dataclass
+class UnlearnContext:
+    """Everything about the call that is not the model or the data.
+
+    ``seed`` is fresh for each (forget set, request, model) and differs from every seed used
+    to train the oracles; the global torch RNG is also seeded with it before the call.
+    ``certificate`` is a dict the method may fill (certified methods report their bounds here).
+    """
+
+    device: torch.device
+    seed: int
+    model_index: int
+    request_index: int
+    recipe: TrainingRecipe
+    benchmark: str
+    forget_set: str
+    num_classes: int
+    certificate: dict[str, Any] = field(default_factory=dict)
+
+
+class UnlearnMethod(Protocol):
+    """The method contract: ``unlearn(model, forget, retain, context) -> nn.Module``."""
+
+    def __call__(
+        self, model: nn.Module, forget: DataSplit, retain: DataSplit, context: UnlearnContext
+    ) -> nn.Module: ...

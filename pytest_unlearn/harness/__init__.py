@@ -1,0 +1,1 @@
+"""Running a method over an ensemble and turning its outputs into per-split figures."""

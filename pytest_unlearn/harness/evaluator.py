@@ -1,0 +1,174 @@
+"""The session's shared evaluation state: ensembles, method runs and calibrations, each
+computed once and reused by every test that needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ..benchmarks import get_benchmark
+from ..metric import KlomSummary, klom, summarize
+from ..settings import Settings
+from ..store import Ensembles, load_or_build
+from ..training import model_seed
+from ..verdicts import Calibration, calibrate
+from .cases import ConformanceCase, Split
+from .method_runner import MethodRun, run_method
+
+Log = Callable[[str], None]
+
+
+class MethodFailedEarlier(Exception):
+    """The method raised on this forget set in an earlier test; that test shows its traceback."""
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one conformance case, with every figure behind the verdict."""
+
+    case: ConformanceCase
+    n_models: int
+    klom: KlomSummary
+    calibration: Calibration
+    seconds_per_model: float
+    device: str
+
+    @property
+    def passed(self) -> bool:
+        return self.klom.p95 <= self.calibration.threshold
+
+    def properties(self) -> dict[str, Any]:
+        """The figures as ``unlearn_*`` user properties (terminal table, JUnit)."""
+        from ..report.records import to_properties
+
+        cal = self.calibration
+        return to_properties(
+            {
+                "benchmark": self.case.benchmark,
+                "forget_set": self.case.forget_set,
+                "split": self.case.split,
+                "n_models": self.n_models,
+                "p95": self.klom.p95,
+                "mean": self.klom.mean,
+                "median": self.klom.median,
+                "threshold": cal.threshold,
+                "floor": cal.floor,
+                "null_max": cal.null_max,
+                "do_nothing": cal.do_nothing,
+                "separable": cal.separable,
+                "verdict": "PASS" if self.passed else "FAIL",
+                "method_seconds_per_model": self.seconds_per_model,
+                "device": self.device,
+            }
+        )
+
+    def explanation(self) -> str:
+        cal = self.calibration
+        case = self.case
+        return (
+            f"P95 KLoM on the {case.split} split of {case.benchmark}/{case.forget_set} is "
+            f"{self.klom.p95:.3f}, above the threshold {cal.threshold:.3f} "
+            f"(noise floor {cal.floor:.3f}, largest of the oracle resamples {cal.null_max:.3f}, "
+            f"do-nothing {cal.do_nothing:.3f}, N={self.n_models}): the unlearned models are "
+            "distinguishable from models retrained without the forget set."
+        )
+
+
+class Evaluator:
+    """Owns everything a run computes once: ensembles per benchmark, the method's outputs per
+    forget set, and calibrations per case.
+
+    >>> evaluator = Evaluator(settings, method)  # doctest: +SKIP
+    >>> evaluator.evaluate(ConformanceCase("digits-mlp", "knn36", "forget")).passed
+    True
+    """
+
+    def __init__(self, settings: Settings, method: Callable, log: Log | None = None) -> None:
+        self.settings = settings
+        self.method = method
+        self._log = log or (lambda message: None)
+        self._ensembles: dict[str, Ensembles] = {}
+        self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
+        self._calibrations: dict[ConformanceCase, Calibration] = {}
+
+    def ensembles(self, benchmark: str) -> Ensembles:
+        if benchmark not in self._ensembles:
+            self._ensembles[benchmark] = load_or_build(
+                get_benchmark(benchmark),
+                self.settings.models,
+                self.settings.cache_dir,
+                device=self.settings.device,
+                log=self._log,
+            )
+        return self._ensembles[benchmark]
+
+    def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
+        key = (benchmark, forget_set)
+        if key not in self._runs:
+            try:
+                self._runs[key] = run_method(
+                    self.method,
+                    self.ensembles(benchmark),
+                    forget_set,
+                    self.settings.device,
+                    log=self._log,
+                )
+            except Exception as error:
+                self._runs[key] = error
+                raise
+        run = self._runs[key]
+        if isinstance(run, BaseException):
+            raise MethodFailedEarlier(
+                f"the method raised {type(run).__name__}: {run} on {benchmark}/{forget_set} "
+                "in an earlier test of this forget set (its traceback is shown there)"
+            )
+        return run
+
+    def split_indices(self, benchmark: str, forget_set: str, split: Split) -> torch.Tensor:
+        bench = get_benchmark(benchmark)
+        data = bench.load_data()
+        forget = torch.tensor(bench.forget_set(forget_set).indices, dtype=torch.int64)
+        if split == "forget":
+            return forget
+        if split == "retain":
+            return data.train_indices[~torch.isin(data.train_indices, forget)]
+        return data.validation_indices
+
+    def calibration(self, case: ConformanceCase) -> Calibration:
+        if case not in self._calibrations:
+            ensembles = self.ensembles(case.benchmark)
+            columns = self.split_indices(case.benchmark, case.forget_set, case.split)
+            halves = ensembles.oracles[case.forget_set]
+            self._calibrations[case] = calibrate(
+                halves.half_a[:, columns],
+                halves.half_b[:, columns],
+                ensembles.pretrained_margins[:, columns],
+                seed=model_seed("calibration", case.id, ensembles.n_models),
+            )
+        return self._calibrations[case]
+
+    def evaluate(self, case: ConformanceCase) -> CaseResult:
+        """Run (or reuse) the method on the case's forget set and score the case's split."""
+        run = self.method_run(case.benchmark, case.forget_set)
+        ensembles = self.ensembles(case.benchmark)
+        columns = self.split_indices(case.benchmark, case.forget_set, case.split)
+        oracle = ensembles.oracles[case.forget_set].half_a[:, columns]
+        values = klom(run.margins[:, columns], oracle)
+        return CaseResult(
+            case=case,
+            n_models=ensembles.n_models,
+            klom=summarize(values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)),
+            calibration=self.calibration(case),
+            seconds_per_model=run.seconds_per_model,
+            device=str(self.settings.device),
+        )
+
+
+
+EVALUATOR_KEY = pytest.StashKey[Evaluator]()
+"""Where the plugin keeps the run's evaluator on ``config.stash`` (absent when inert)."""

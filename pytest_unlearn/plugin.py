@@ -1,0 +1,60 @@
+"""The pytest entry point (``pytest11 = unlearn``): wiring only.
+
+Inert unless a method is configured (``--unlearn-method``, its env/ini forms, or a
+``pytest_unlearn_method`` hook implementation): then it registers the conformance fixtures,
+adds the packaged conformance tests to the collection, and (on the controller only) the
+summary table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from . import hookspecs
+from .method_loading import check_method, load_method
+from .settings import Settings, add_options, method_spec
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unlearn_method(config: pytest.Config) -> Callable | None:
+    """The default method source: the ``--unlearn-method=MODULE:FUNCTION`` setting."""
+    spec = method_spec(config)
+    if spec is None:
+        return None
+    return load_method(spec, config.invocation_params.dir)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    method = config.hook.pytest_unlearn_method(config=config)
+    if method is None:
+        return
+    check_method(method, "the pytest_unlearn_method hook's result")
+    settings = Settings.from_config(config)
+
+    from pytest_unlearn import conformance
+    from pytest_unlearn.fixtures import conformance_fixtures
+
+    from .harness.evaluator import EVALUATOR_KEY, Evaluator
+    from .progress import progress_writer
+
+    config.stash[EVALUATOR_KEY] = Evaluator(settings, method, log=progress_writer(config))
+    config.pluginmanager.register(conformance_fixtures, "unlearn-fixtures")
+    config.addinivalue_line("markers", "unlearn: a pytest-unlearn conformance test")
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        from .report.terminal_table import TerminalTable
+
+        config.pluginmanager.register(TerminalTable(), "unlearn-terminal-table")
+    suite = str(Path(conformance.__file__).parent)
+    if suite not in config.args:
+        config.args.append(suite)

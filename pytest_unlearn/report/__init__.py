@@ -1,0 +1,1 @@
+"""What the controller shows and writes once the tests have run."""

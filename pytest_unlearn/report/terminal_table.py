@@ -1,0 +1,76 @@
+"""The terminal summary table: one row per conformance test. Controller-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .records import from_properties
+
+_COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "verdict")
+
+
+@dataclass
+class TableRow:
+    test_id: str
+    outcome: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def cells(self) -> tuple[str, ...]:
+        def number(key: str) -> str:
+            value = self.figures.get(key)
+            return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+        verdict = self.figures.get("verdict") or self.outcome.upper()
+        if self.figures.get("separable") is False:
+            verdict += " (do-nothing indistinguishable)"
+        return (
+            self.test_id,
+            number("p95"),
+            number("threshold"),
+            number("floor"),
+            number("do_nothing"),
+            verdict,
+        )
+
+
+class TerminalTable:
+    """Collects conformance reports as they arrive and prints the table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, TableRow] = {}
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "unlearn" not in report.keywords:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            test_id = _case_id(report.nodeid)
+            self.rows[test_id] = TableRow(
+                test_id, report.outcome, from_properties(report.user_properties)
+            )
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.rows:
+            return
+        terminalreporter.section("pytest-unlearn conformance")
+        rows = [_COLUMNS] + [self.rows[key].cells() for key in sorted(self.rows)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        for position, row in enumerate(rows):
+            line = "  ".join(
+                cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+            terminalreporter.write_line(line.rstrip(), bold=position == 0)
+        terminalreporter.write_line(
+            "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
+            "floor = same for a second oracle ensemble; pass when P95 <= threshold."
+        )
+
+
+def _case_id(nodeid: str) -> str:
+    _, _, params = nodeid.partition("[")
+    return params.rstrip("]") or nodeid

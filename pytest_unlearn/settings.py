@@ -1,0 +1,160 @@
+"""The plugin's options, resolved once into a typed :class:`Settings`: CLI > env > ini > default.
+
+Every option lives in pytest's ``unlearn`` group and can also be set as an ini key
+(``unlearn_models = 50`` in ``[tool.pytest.ini_options]``) or an environment variable
+(``PYTEST_UNLEARN_MODELS=50``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from .benchmarks import available_benchmarks
+
+DEFAULT_MODELS = 100
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # the part after "--unlearn-"
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return f"--unlearn-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "unlearn_" + self.name.replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+    @property
+    def env(self) -> str:
+        return "PYTEST_" + self.dest.upper()
+
+
+OPTIONS = (
+    _Option("method", "the unlearning method to evaluate, as MODULE:FUNCTION"),
+    _Option("models", f"ensemble size used (default {DEFAULT_MODELS})"),
+    _Option("cache-dir", "where built ensembles are cached (default: the user cache dir)"),
+    _Option("device", "torch device for the method and evaluation (default: cuda if available)"),
+    _Option("benchmark", "comma-separated benchmarks to run (default: all)"),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``unlearn`` option group and its ini keys."""
+    group = parser.getgroup("unlearn", "machine-unlearning conformance (pytest-unlearn)")
+    for option in OPTIONS:
+        group.addoption(option.flag, dest=option.dest, default=None, help=f"{option.help} [env {option.env}]")
+        parser.addini(option.ini, help=option.help, default=None)
+
+
+def _raw(config: pytest.Config, name: str) -> tuple[str | None, str]:
+    """The winning raw value and where it came from, for error messages."""
+    option = _BY_NAME[name]
+    value = config.getoption(option.dest)
+    if value is not None:
+        return str(value), option.flag
+    value = os.environ.get(option.env)
+    if value:
+        return value, option.env
+    value = config.getini(option.ini)
+    if value:
+        return str(value), f"ini {option.ini}"
+    return None, "default"
+
+
+def method_spec(config: pytest.Config) -> str | None:
+    """The configured ``MODULE:FUNCTION``, if any (read before the other options are
+    validated, so an inert run never fails on them)."""
+    return _raw(config, "method")[0]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one pytest run.
+
+    >>> settings = Settings.from_config(config)  # doctest: +SKIP
+    >>> settings.models
+    100
+    """
+
+    method: str | None
+    models: int
+    cache_dir: Path
+    device: torch.device
+    benchmarks: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Resolve every option; a bad value raises ``pytest.UsageError`` naming its source."""
+        return cls(
+            method=method_spec(config),
+            models=_models(config),
+            cache_dir=_cache_dir(config),
+            device=_device(config),
+            benchmarks=_benchmarks(config),
+        )
+
+
+def _models(config: pytest.Config) -> int:
+    raw, source = _raw(config, "models")
+    if raw is None:
+        return DEFAULT_MODELS
+    try:
+        models = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected an integer number of models, got {raw!r}") from None
+    if models < 2:
+        raise pytest.UsageError(f"{source}: an ensemble needs at least 2 models, got {models}")
+    return models
+
+
+def _cache_dir(config: pytest.Config) -> Path:
+    raw, _ = _raw(config, "cache-dir")
+    if raw is None:
+        from .store import default_cache_dir
+
+        return default_cache_dir()
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = config.invocation_params.dir / path
+    return path
+
+
+def _device(config: pytest.Config) -> torch.device:
+    raw, source = _raw(config, "device")
+    if raw is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(raw)
+    except RuntimeError as error:
+        raise pytest.UsageError(f"{source}: {raw!r} is not a torch device ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"{source}: device {raw!r} requested but CUDA is not available")
+    return device
+
+
+def _benchmarks(config: pytest.Config) -> tuple[str, ...]:
+    raw, source = _raw(config, "benchmark")
+    known = available_benchmarks()
+    if raw is None:
+        return known
+    chosen = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in chosen if name not in known]
+    if unknown or not chosen:
+        raise pytest.UsageError(
+            f"{source}: unknown benchmark {', '.join(unknown) or repr(raw)} "
+            f"(known: {', '.join(known)})"
+        )
+    return chosen
