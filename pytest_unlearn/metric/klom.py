@@ -225,11 +225,11 @@ def _chunk_points(n_models: int, n_points: int, budget: int) -> int:
 class _NumpyWorkspace:
     """Buffers reused across chunks: repeated large allocations cost page faults."""
 
-    def __init__(self, n_rows: int, chunk: int, x_dtype: np.dtype) -> None:
+    def __init__(self, n_rows: int, chunk: int, x_dtype: np.dtype, with_f: bool) -> None:
         size = n_rows * chunk
         self.n_rows = n_rows
         self.x = np.empty(size, dtype=x_dtype)
-        self.f = np.empty(size, dtype=np.float64)
+        self.f = np.empty(size if with_f else 0, dtype=np.float64)  # default mode only
         self.k = np.empty(size, dtype=np.intp)
         self.b = np.empty(size, dtype=bool)
 
@@ -238,7 +238,7 @@ class _NumpyWorkspace:
         shape = (self.n_rows, c)
         return (
             self.x[:n].reshape(shape),
-            self.f[:n].reshape(shape),
+            self.f[:n].reshape(shape) if self.f.size else self.f,
             self.k[:n].reshape(shape),
             self.b[:n].reshape(shape),
         )
@@ -254,7 +254,7 @@ def _klom_numpy(
         work = np.dtype(np.float64)
     else:
         work = _compat_dtype(np.result_type(u.dtype, o.dtype))
-    ws = _NumpyWorkspace(n_u + n_o, chunk, work)
+    ws = _NumpyWorkspace(n_u + n_o, chunk, work, with_f=mode == "default")
     out = np.empty(n_points, dtype=np.float64)
     for start in range(0, n_points, chunk):
         stop = min(start + chunk, n_points)
