@@ -51,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[EVALUATOR_KEY] = Evaluator(settings, method, log=progress_writer(config))
     config.pluginmanager.register(conformance_fixtures, "unlearn-fixtures")
     config.addinivalue_line("markers", "unlearn: a pytest-unlearn conformance test")
+    # Declared here too so runs without pytest-xdist don't warn about the grouping marker.
+    config.addinivalue_line("markers", "xdist_group(name): keep tests on one xdist worker")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         from .report.terminal_table import TerminalTable
 

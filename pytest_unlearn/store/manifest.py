@@ -1,0 +1,396 @@
+"""The manifest of an ensemble store: which files it holds, their sha256 and size, and the recipe.
+
+A store is a directory holding ``manifest.json`` and safetensors files at the relative paths the
+manifest names::
+
+    {"schema": 1, "benchmark": "digits-mlp", "fingerprint": "24610352d6469304", "n_models": 100,
+     "recipe": {...}, "forget_sets": {"knn36": "subpopulation"},
+     "files": {"pretrained/weights.safetensors": {"sha256": "<64 hex>", "size": 12345}}}
+
+A manifest may come from a remote server, so :meth:`Manifest.parse` trusts nothing in it: every
+file path must stay inside the store directory once joined to it (no absolute paths, no ``..``,
+no backslashes, ...), or the manifest is refused before anything is fetched or written.
+
+>>> m = Manifest.parse('{"schema": 1, "benchmark": "b", "fingerprint": "f", "n_models": 2, '
+...                    '"recipe": {}, "forget_sets": {}, "files": {}}', source="example")
+>>> m.benchmark, m.files
+('b', ())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+SUPPORTED_SCHEMAS: tuple[int, ...] = (SCHEMA,)
+MANIFEST_NAME = "manifest.json"
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# A drive prefix ("C:", "c:x") makes a path absolute or drive-relative on Windows.
+_DRIVE = re.compile(r"[A-Za-z]:")
+_BLOCK = 1 << 20
+
+
+class StoreError(Exception):
+    """A store cannot be used: a bad manifest, a failed download, a file that does not verify."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a store: its relative posix path, sha256 (lowercase hex) and size in bytes.
+
+    >>> FileEntry("pretrained/weights.safetensors", "0" * 64, 10).size
+    10
+    """
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, validated manifest; ``files`` is kept sorted by path, so equal stores are equal.
+
+    Construct it with :meth:`parse` (from JSON) or :func:`build_manifest` (from a directory);
+    the constructor validates the file entries as well, so no unsafe Manifest can exist.
+
+    >>> m = Manifest(1, "b", "f", 2, {}, {}, (FileEntry("a.safetensors", "0" * 64, 3),))
+    >>> Manifest.parse(m.to_json(), source="round trip") == m
+    True
+    """
+
+    schema: int
+    benchmark: str
+    fingerprint: str
+    n_models: int
+    recipe: dict[str, Any] = field(hash=False)
+    forget_sets: dict[str, str] = field(hash=False)
+    files: tuple[FileEntry, ...]
+
+    def __post_init__(self) -> None:
+        entries = tuple(sorted(self.files, key=lambda e: e.path))
+        _check_entries(entries, source="Manifest(...)")
+        # Frozen: normalising the order needs object.__setattr__.
+        object.__setattr__(self, "files", entries)
+
+    @classmethod
+    def parse(cls, raw: bytes | str, source: str) -> Manifest:
+        """Parse and validate manifest JSON; ``source`` (a path or URL) is named in every error.
+
+        >>> try:
+        ...     Manifest.parse("[]", source="https://x.org/manifest.json")
+        ... except StoreError as exc:
+        ...     print(exc)
+        manifest https://x.org/manifest.json: expected a JSON object at the top level, got list
+        """
+        try:
+            data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"manifest {source}: not valid JSON ({exc})") from None
+        except _DuplicateKey as exc:
+            raise StoreError(f"manifest {source}: key {exc.args[0]!r} appears twice") from None
+        if not isinstance(data, dict):
+            raise StoreError(
+                f"manifest {source}: expected a JSON object at the top level, "
+                f"got {type(data).__name__}"
+            )
+        schema = _get(data, "schema", int, source)
+        if schema not in SUPPORTED_SCHEMAS:
+            supported = ", ".join(str(s) for s in SUPPORTED_SCHEMAS)
+            raise StoreError(
+                f"manifest {source}: unknown schema {schema}; this version of pytest-unlearn "
+                f"reads schema {supported} (a newer store needs a newer pytest-unlearn)"
+            )
+        benchmark = _get(data, "benchmark", str, source)
+        fingerprint = _get(data, "fingerprint", str, source)
+        n_models = _get(data, "n_models", int, source)
+        if n_models < 0:
+            raise StoreError(f"manifest {source}: 'n_models' must be >= 0, got {n_models}")
+        recipe = _get(data, "recipe", dict, source)
+        forget_sets = _get(data, "forget_sets", dict, source)
+        for name, kind in forget_sets.items():
+            if not isinstance(kind, str):
+                raise StoreError(
+                    f"manifest {source}: forget set {name!r} kind must be a string, "
+                    f"got {type(kind).__name__}"
+                )
+        files = _get(data, "files", dict, source)
+        entries = []
+        for path, meta in files.items():
+            if not isinstance(meta, dict):
+                raise StoreError(
+                    f"manifest {source}: file {path!r} must map to an object with sha256 and "
+                    f"size, got {type(meta).__name__}"
+                )
+            sha = _get(meta, "sha256", str, source, where=f"file {path!r}")
+            size = _get(meta, "size", int, source, where=f"file {path!r}")
+            entries.append(FileEntry(path=path, sha256=sha, size=size))
+        entries.sort(key=lambda e: e.path)
+        _check_entries(entries, source)
+        return cls(
+            schema=schema,
+            benchmark=benchmark,
+            fingerprint=fingerprint,
+            n_models=n_models,
+            recipe=recipe,
+            forget_sets=dict(forget_sets),
+            files=tuple(entries),
+        )
+
+    def to_json(self) -> str:
+        """The manifest as JSON text (sorted keys, indent 2); ``parse`` reads it back equal."""
+        data = {
+            "schema": self.schema,
+            "benchmark": self.benchmark,
+            "fingerprint": self.fingerprint,
+            "n_models": self.n_models,
+            "recipe": self.recipe,
+            "forget_sets": self.forget_sets,
+            "files": {e.path: {"sha256": e.sha256, "size": e.size} for e in self.files},
+        }
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def entry(self, path: str) -> FileEntry:
+        """The entry for relative ``path``; ``KeyError`` naming the path if the store lacks it.
+
+        >>> Manifest(1, "b", "f", 2, {}, {}, ()).entry("x.safetensors")
+        Traceback (most recent call last):
+        ...
+        KeyError: "store manifest has no file 'x.safetensors'"
+        """
+        for candidate in self.files:
+            if candidate.path == path:
+                return candidate
+        raise KeyError(f"store manifest has no file {path!r}")
+
+    @property
+    def total_size(self) -> int:
+        """Bytes in all files of the store together."""
+        return sum(e.size for e in self.files)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: a repeated key (e.g. a file listed twice) would silently win otherwise."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _get(data: dict[str, Any], key: str, kind: type, source: str, *, where: str = "") -> Any:
+    """``data[key]`` checked to be a ``kind``; bool is refused for int (JSON true is no count)."""
+    place = f"{where}: " if where else ""
+    if key not in data:
+        raise StoreError(f"manifest {source}: {place}missing key {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise StoreError(
+            f"manifest {source}: {place}{key!r} must be {_KIND_NAMES[kind]}, "
+            f"got {type(value).__name__} {value!r}"[:300]
+        )
+    return value
+
+
+_KIND_NAMES: dict[type, str] = {int: "an integer", str: "a string", dict: "an object"}
+
+
+def unsafe_path_reason(path: str) -> str | None:
+    """Why ``path`` may not be a file path in a store, or None when it is safe.
+
+    A safe path is relative, posix, and stays inside the store directory once joined to it.
+
+    >>> unsafe_path_reason("oracles/knn36.safetensors") is None
+    True
+    >>> unsafe_path_reason("a/../../b")
+    "contains a '..' segment"
+    """
+    if not path:
+        return "is empty"
+    if "\x00" in path:
+        return "contains a NUL character"
+    if "\\" in path:
+        return "contains a backslash (paths must use '/')"
+    if path.startswith("/"):
+        return "is absolute"
+    if _DRIVE.match(path):
+        return "starts with a drive letter"
+    segments = path.split("/")
+    if ".." in segments:
+        return "contains a '..' segment"
+    if "." in segments:
+        return "contains a '.' segment"
+    if "" in segments:
+        return "contains an empty segment"
+    if path == MANIFEST_NAME:
+        return f"is the manifest itself ({MANIFEST_NAME})"
+    return None
+
+
+def _check_entries(entries: list[FileEntry] | tuple[FileEntry, ...], source: str) -> None:
+    """Refuse unsafe paths, bad hashes and sizes, duplicates, and a file that is also a folder.
+
+    ``entries`` must be sorted by path (so a folder prefix sorts right before its contents).
+    """
+    seen: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry.path, str):
+            raise StoreError(f"manifest {source}: file path must be a string, got {entry.path!r}")
+        reason = unsafe_path_reason(entry.path)
+        if reason is not None:
+            raise StoreError(f"manifest {source}: unsafe file path {entry.path!r}: it {reason}")
+        if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
+            raise StoreError(
+                f"manifest {source}: file {entry.path!r}: sha256 must be 64 lowercase hex "
+                f"digits, got {entry.sha256!r}"
+            )
+        if not isinstance(entry.size, int) or isinstance(entry.size, bool) or entry.size < 0:
+            raise StoreError(
+                f"manifest {source}: file {entry.path!r}: size must be a non-negative integer, "
+                f"got {entry.size!r}"
+            )
+        if entry.path in seen:
+            raise StoreError(f"manifest {source}: file {entry.path!r} is listed twice")
+        seen.add(entry.path)
+    # "a" and "a/b" cannot both be files: one would have to be a directory.
+    for entry in entries:
+        parts = entry.path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in seen:
+                raise StoreError(
+                    f"manifest {source}: file {parent!r} is also a folder of {entry.path!r}"
+                )
+
+
+def sha256_file(path: Path | str) -> str:
+    """The sha256 (lowercase hex) of a file, read in 1 MiB blocks so memory stays flat.
+
+    >>> sha256_file(Path("/dev/null"))  # doctest: +SKIP
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(root: Path) -> Manifest:
+    """Parse ``root/manifest.json``; StoreError if it is missing or malformed."""
+    path = Path(root) / MANIFEST_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{root} is not a store: it has no {MANIFEST_NAME}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read manifest {path}: {exc}") from None
+    return Manifest.parse(raw, source=str(path))
+
+
+def verify_directory(root: Path) -> list[str]:
+    """Check every file of the store at ``root`` against its manifest (size, then sha256).
+
+    Returns the problems found, one readable line each; an empty list means the store is good.
+
+    >>> verify_directory(Path("/path/to/store"))  # doctest: +SKIP
+    ['pretrained/weights.safetensors: sha256 mismatch: expected 3f..., got 9c...']
+    """
+    root = Path(root)
+    try:
+        manifest = read_manifest(root)
+    except StoreError as exc:
+        return [str(exc)]
+    problems = []
+    for entry in manifest.files:
+        problem = check_file(root / entry.path, entry)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def check_file(path: Path, entry: FileEntry, *, sha256: str | None = None) -> str | None:
+    """The problem with ``path`` as a copy of ``entry``, or None if it matches.
+
+    ``sha256`` skips hashing when the caller already knows the file's digest.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{entry.path}: missing"
+    if not path.is_file():
+        return f"{entry.path}: not a regular file"
+    if size != entry.size:
+        return f"{entry.path}: size mismatch: expected {entry.size} bytes, found {size}"
+    actual = sha256 if sha256 is not None else sha256_file(path)
+    if actual != entry.sha256:
+        return f"{entry.path}: sha256 mismatch: expected {entry.sha256}, got {actual}"
+    return None
+
+
+def write_manifest(root: Path, manifest: Manifest) -> Path:
+    """Write ``root/manifest.json`` atomically (temp file, then rename), so no reader sees half.
+
+    >>> write_manifest(Path("/tmp/store"), manifest)  # doctest: +SKIP
+    PosixPath('/tmp/store/manifest.json')
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / MANIFEST_NAME
+    tmp = root / f".{MANIFEST_NAME}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def build_manifest(
+    root: Path,
+    *,
+    benchmark: str,
+    fingerprint: str,
+    n_models: int,
+    recipe: dict[str, Any],
+    forget_sets: dict[str, str],
+) -> Manifest:
+    """A manifest for every ``*.safetensors`` file under ``root`` (hashed now, sorted by path).
+
+    It is returned, not written: call :func:`write_manifest` to store it.
+
+    >>> m = build_manifest(Path("/tmp/store"), benchmark="digits-mlp", fingerprint="abc",
+    ...                    n_models=8, recipe={}, forget_sets={})  # doctest: +SKIP
+    """
+    root = Path(root)
+    entries = tuple(
+        FileEntry(
+            path=path.relative_to(root).as_posix(),
+            sha256=sha256_file(path),
+            size=path.stat().st_size,
+        )
+        for path in sorted(root.rglob("*.safetensors"))
+        if path.is_file()
+    )
+    return Manifest(
+        schema=SCHEMA,
+        benchmark=benchmark,
+        fingerprint=fingerprint,
+        n_models=n_models,
+        recipe=dict(recipe),
+        forget_sets=dict(forget_sets),
+        files=entries,
+    )
