@@ -17,6 +17,8 @@ import torch
 from .benchmarks import available_benchmarks
 
 DEFAULT_MODELS = 100
+#: The embedded default benchmark: the one a plain run evaluates (`all` selects every one).
+DEFAULT_BENCHMARKS = ("digits-mlp",)
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,18 @@ OPTIONS = (
     _Option("models", f"ensemble size used (default {DEFAULT_MODELS})"),
     _Option("cache-dir", "where built ensembles are cached (default: the user cache dir)"),
     _Option("device", "torch device for the method and evaluation (default: cuda if available)"),
-    _Option("benchmark", "comma-separated benchmarks to run (default: all)"),
+    _Option(
+        "benchmark",
+        f"comma-separated benchmarks to run, or 'all' (default: {','.join(DEFAULT_BENCHMARKS)})",
+    ),
+    _Option(
+        "store",
+        "a published store to use instead of building locally: a directory, file:// or "
+        "http(s):// URL (its benchmark's ensembles come from there)",
+    ),
+    _Option("offline", "never touch the network: a --unlearn-store must already be cached"),
 )
+_FLAGS = {"offline"}  # options that take no value on the command line
 _BY_NAME = {option.name: option for option in OPTIONS}
 
 
@@ -55,7 +67,14 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the ``unlearn`` option group and its ini keys."""
     group = parser.getgroup("unlearn", "machine-unlearning conformance (pytest-unlearn)")
     for option in OPTIONS:
-        group.addoption(option.flag, dest=option.dest, default=None, help=f"{option.help} [env {option.env}]")
+        extra = {"action": "store_const", "const": "1"} if option.name in _FLAGS else {}
+        group.addoption(
+            option.flag,
+            dest=option.dest,
+            default=None,
+            help=f"{option.help} [env {option.env}]",
+            **extra,
+        )
         parser.addini(option.ini, help=option.help, default=None)
 
 
@@ -94,6 +113,8 @@ class Settings:
     cache_dir: Path
     device: torch.device
     benchmarks: tuple[str, ...]
+    store: str | None = None
+    offline: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -104,6 +125,8 @@ class Settings:
             cache_dir=_cache_dir(config),
             device=_device(config),
             benchmarks=_benchmarks(config),
+            store=_raw(config, "store")[0],
+            offline=_offline(config),
         )
 
 
@@ -114,7 +137,9 @@ def _models(config: pytest.Config) -> int:
     try:
         models = int(raw)
     except ValueError:
-        raise pytest.UsageError(f"{source}: expected an integer number of models, got {raw!r}") from None
+        raise pytest.UsageError(
+            f"{source}: expected an integer number of models, got {raw!r}"
+        ) from None
     if models < 2:
         raise pytest.UsageError(f"{source}: an ensemble needs at least 2 models, got {models}")
     return models
@@ -149,6 +174,8 @@ def _benchmarks(config: pytest.Config) -> tuple[str, ...]:
     raw, source = _raw(config, "benchmark")
     known = available_benchmarks()
     if raw is None:
+        return DEFAULT_BENCHMARKS
+    if raw.strip() == "all":
         return known
     chosen = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     unknown = [name for name in chosen if name not in known]
@@ -158,3 +185,17 @@ def _benchmarks(config: pytest.Config) -> tuple[str, ...]:
             f"(known: {', '.join(known)})"
         )
     return chosen
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _offline(config: pytest.Config) -> bool:
+    raw, source = _raw(config, "offline")
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise pytest.UsageError(f"{source}: expected a boolean (1/0, true/false), got {raw!r}")
+    return value in _TRUE

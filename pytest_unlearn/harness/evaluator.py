@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from ..benchmarks import get_benchmark
+from ..benchmarks import Benchmark, get_benchmark
 from ..metric import KlomSummary, klom, summarize
 from ..settings import Settings
-from ..store import Ensembles, load_or_build
+from ..store import Ensembles, StoreError, load_or_build, read_ensembles
+from ..store.fetch import materialize
+from ..store.manifest import read_manifest
 from ..training import model_seed
 from ..verdicts import Calibration, calibrate
 from .cases import ConformanceCase, Split
@@ -92,20 +94,37 @@ class Evaluator:
         self.settings = settings
         self.method = method
         self._log = log or (lambda message: None)
-        self._ensembles: dict[str, Ensembles] = {}
+        self._ensembles: dict[str, Ensembles | StoreError] = {}
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
 
     def ensembles(self, benchmark: str) -> Ensembles:
+        """The benchmark's ensembles: from ``--unlearn-store`` when that store is for this
+        benchmark, else built locally into the cache (once)."""
         if benchmark not in self._ensembles:
-            self._ensembles[benchmark] = load_or_build(
-                get_benchmark(benchmark),
-                self.settings.models,
-                self.settings.cache_dir,
-                device=self.settings.device,
+            try:
+                self._ensembles[benchmark] = self._load_ensembles(get_benchmark(benchmark))
+            except StoreError as error:
+                self._ensembles[benchmark] = error
+        loaded = self._ensembles[benchmark]
+        if isinstance(loaded, StoreError):
+            pytest.fail(f"pytest-unlearn store error: {loaded}", pytrace=False)
+        return loaded
+
+    def _load_ensembles(self, bench: Benchmark) -> Ensembles:
+        settings = self.settings
+        if settings.store is not None:
+            local = materialize(
+                settings.store,
+                settings.cache_dir / "downloads",
+                offline=settings.offline,
                 log=self._log,
             )
-        return self._ensembles[benchmark]
+            if read_manifest(local).benchmark == bench.name:
+                return read_ensembles(bench, local, settings.models)
+        return load_or_build(
+            bench, settings.models, settings.cache_dir, device=settings.device, log=self._log
+        )
 
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)
@@ -162,12 +181,13 @@ class Evaluator:
         return CaseResult(
             case=case,
             n_models=ensembles.n_models,
-            klom=summarize(values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)),
+            klom=summarize(
+                values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+            ),
             calibration=self.calibration(case),
             seconds_per_model=run.seconds_per_model,
             device=str(self.settings.device),
         )
-
 
 
 EVALUATOR_KEY = pytest.StashKey[Evaluator]()

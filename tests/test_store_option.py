@@ -1,0 +1,84 @@
+"""``--unlearn-store``: a published store replaces the local build, fetched once, verified."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import BENCHMARK, CACHE_MODELS, IDENTITY_METHOD, output
+from http_fixture import running_server, wrong_bytes
+
+from pytest_unlearn.store.manifest import read_manifest
+
+MODELS = CACHE_MODELS  # the smallest N at which do-nothing fails knn36/forget
+
+
+@pytest.fixture(scope="module")
+def published_store(tmp_path_factory: pytest.TempPathFactory, unlearn_cache: Path) -> Path:
+    """A copy of the shared cache's digits-mlp store, laid out as a publisher would serve it."""
+    (built,) = [p for p in (unlearn_cache / BENCHMARK).iterdir() if p.is_dir()]
+    published = tmp_path_factory.mktemp("published") / "digits-mlp"
+    shutil.copytree(built, published)
+    return published
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    return pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn",
+        f"--unlearn-models={MODELS}",
+        f"--unlearn-cache-dir={pytester.path / 'cache'}",
+        "-k",
+        "knn36-forget",
+        *args,
+    )
+
+
+def test_directory_store_is_used_without_building(
+    pytester: pytest.Pytester, published_store: Path
+) -> None:
+    result = _run(pytester, f"--unlearn-store={published_store}")
+    result.assert_outcomes(failed=1)  # do-nothing fails knn36/forget: the store was evaluated
+    assert "pytest-unlearn: building" not in output(result)
+    assert not (pytester.path / "cache" / BENCHMARK).exists()
+
+
+def test_http_store_is_downloaded_once_then_reused_offline(
+    pytester: pytest.Pytester, published_store: Path
+) -> None:
+    with running_server() as server:
+        url = server.serve_store(published_store, "/digits")
+        _run(pytester, f"--unlearn-store={url}").assert_outcomes(failed=1)
+        first = server.data_counts("/digits")
+        _run(pytester, f"--unlearn-store={url}", "--unlearn-offline").assert_outcomes(failed=1)
+        assert server.data_counts("/digits") == first
+    files = {entry.path for entry in read_manifest(published_store).files}
+    assert {path.removeprefix("/digits/") for path in first} == files
+    assert set(first.values()) == {1}
+
+
+def test_offline_store_not_cached_fails_naming_offline(
+    pytester: pytest.Pytester, published_store: Path
+) -> None:
+    with running_server() as server:
+        url = server.serve_store(published_store, "/digits")
+        result = _run(pytester, f"--unlearn-store={url}", "--unlearn-offline")
+        assert set(server.data_counts("/digits").values()) == {0}
+    result.assert_outcomes(failed=1)
+    assert "offline" in output(result)
+    assert "Traceback" not in output(result)
+
+
+def test_corrupt_download_fails_naming_the_file_and_caches_nothing(
+    pytester: pytest.Pytester, published_store: Path
+) -> None:
+    with running_server() as server:
+        url = server.serve_store(published_store, "/digits")
+        server.add_fault("/digits/pretrained/margins.safetensors", wrong_bytes())
+        result = _run(pytester, f"--unlearn-store={url}")
+    result.assert_outcomes(failed=1)
+    assert "pretrained/margins.safetensors" in output(result)
+    assert "sha256" in output(result)
+    stores = pytester.path / "cache" / "downloads" / "stores"
+    assert not stores.exists() or not any(p for p in stores.iterdir() if not p.name.startswith("."))
