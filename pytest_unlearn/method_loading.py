@@ -13,19 +13,23 @@ import pytest
 _CONTRACT = "unlearn(model, forget, retain, context)"
 
 
-def load_method(spec: str, search_dir: Path) -> Callable:
+def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Callable:
     """Import ``MODULE:FUNCTION`` and check it can be called as the method contract says.
 
     ``search_dir`` (the directory pytest was started from) is put first on ``sys.path``, so a
     method module next to the user behaves the same under ``pytest`` and ``python -m pytest``.
 
+    ``origin`` names where the spec was set (``--unlearn-method='x:y'``, the env variable, the
+    ini key) and starts every error message.
+
     >>> load_method("examples.do_nothing:unlearn", Path.cwd())  # doctest: +SKIP
     <function unlearn at 0x...>
     """
+    origin = origin or f"--unlearn-method={spec!r}"
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise pytest.UsageError(
-            f"--unlearn-method={spec!r}: expected MODULE:FUNCTION, e.g. mypkg.methods:unlearn"
+            f"{origin}: expected MODULE:FUNCTION, e.g. mypkg.methods:unlearn"
         )
     search = str(search_dir)
     if search not in sys.path:
@@ -35,15 +39,15 @@ def load_method(spec: str, search_dir: Path) -> Callable:
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise pytest.UsageError(
-                f"--unlearn-method={spec!r}: no module named {error.name!r} "
+                f"{origin}: no module named {error.name!r} "
                 f"(searched {search} and sys.path)"
             ) from None
         raise pytest.UsageError(
-            f"--unlearn-method={spec!r}: importing {module_name!r} failed: {error}"
+            f"{origin}: importing {module_name!r} failed: {error}"
         ) from None
     except Exception as error:  # the user's module raised while importing
         raise pytest.UsageError(
-            f"--unlearn-method={spec!r}: importing {module_name!r} raised "
+            f"{origin}: importing {module_name!r} raised "
             f"{type(error).__name__}: {error}"
         ) from None
     method = module
@@ -52,9 +56,9 @@ def load_method(spec: str, search_dir: Path) -> Callable:
             method = getattr(method, part)
         except AttributeError:
             raise pytest.UsageError(
-                f"--unlearn-method={spec!r}: module {module_name!r} has no attribute {attribute!r}"
+                f"{origin}: module {module_name!r} has no attribute {attribute!r}"
             ) from None
-    check_method(method, f"--unlearn-method={spec!r}")
+    check_method(method, origin)
     return method
 
 

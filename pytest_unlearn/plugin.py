@@ -29,10 +29,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unlearn_method(config: pytest.Config) -> Callable | None:
     """The default method source: the ``--unlearn-method=MODULE:FUNCTION`` setting."""
-    spec = method_spec(config)
+    spec, origin = method_spec(config)
     if spec is None:
         return None
-    return load_method(spec, config.invocation_params.dir)
+    return load_method(spec, config.invocation_params.dir, origin)
 
 
 def pytest_configure(config: pytest.Config) -> None:

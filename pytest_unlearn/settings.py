@@ -87,16 +87,28 @@ def _raw(config: pytest.Config, name: str) -> tuple[str | None, str]:
     value = os.environ.get(option.env)
     if value:
         return value, option.env
-    value = config.getini(option.ini)
+    try:
+        value = config.getini(option.ini)
+    except (TypeError, ValueError) as error:  # e.g. a TOML integer in pytest 9's [tool.pytest]
+        raise pytest.UsageError(
+            f"ini {option.ini}: write the value as a string, e.g. {option.ini} = \"...\" ({error})"
+        ) from None
     if value:
         return str(value), f"ini {option.ini}"
     return None, "default"
 
 
-def method_spec(config: pytest.Config) -> str | None:
-    """The configured ``MODULE:FUNCTION``, if any (read before the other options are
-    validated, so an inert run never fails on them)."""
-    return _raw(config, "method")[0]
+def method_spec(config: pytest.Config) -> tuple[str | None, str]:
+    """The configured ``MODULE:FUNCTION`` (or None) and where it was set, for messages.
+
+    Read before the other options are validated, so an inert run never fails on them.
+    """
+    spec, source = _raw(config, "method")
+    if source == _BY_NAME["method"].flag and spec is not None:
+        source = f"{source}={spec!r}"
+    else:
+        source = f"{source} ({spec!r})"
+    return spec, source
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,7 @@ class Settings:
     def from_config(cls, config: pytest.Config) -> Settings:
         """Resolve every option; a bad value raises ``pytest.UsageError`` naming its source."""
         return cls(
-            method=method_spec(config),
+            method=method_spec(config)[0],
             models=_models(config),
             cache_dir=_cache_dir(config),
             device=_device(config),
@@ -167,6 +179,10 @@ def _device(config: pytest.Config) -> torch.device:
         raise pytest.UsageError(f"{source}: {raw!r} is not a torch device ({error})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError(f"{source}: device {raw!r} requested but CUDA is not available")
+    try:  # other device types (mps, xpu, ...) are only known to work once used
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise pytest.UsageError(f"{source}: device {raw!r} is not usable here ({error})") from None
     return device
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 PREFIX = "unlearn_"
+#: The user property that marks a report as a conformance test's, valued with its case id.
+CASE_PROPERTY = PREFIX + "case"
 
 
 def to_properties(record: dict[str, Any]) -> dict[str, Any]:
@@ -20,3 +22,11 @@ def to_properties(record: dict[str, Any]) -> dict[str, Any]:
 def from_properties(properties: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """The inverse of :func:`to_properties`, ignoring unrelated user properties."""
     return {key[len(PREFIX) :]: value for key, value in properties if key.startswith(PREFIX)}
+
+
+def case_id(properties: Iterable[tuple[str, Any]]) -> str | None:
+    """The conformance case a report belongs to, or None for any other test."""
+    for key, value in properties:
+        if key == CASE_PROPERTY:
+            return str(value)
+    return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .records import from_properties
+from .records import case_id, from_properties
 
 _COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "verdict")
 
@@ -44,10 +44,10 @@ class TerminalTable:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "unlearn" not in report.keywords:
+        test_id = case_id(report.user_properties)
+        if test_id is None:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            test_id = _case_id(report.nodeid)
             self.rows[test_id] = TableRow(
                 test_id, report.outcome, from_properties(report.user_properties)
             )
@@ -70,7 +70,3 @@ class TerminalTable:
             "floor = same for a second oracle ensemble; pass when P95 <= threshold."
         )
 
-
-def _case_id(nodeid: str) -> str:
-    _, _, params = nodeid.partition("[")
-    return params.rstrip("]") or nodeid
