@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_unlearn.harness.contract_checks import ContractViolation
+
 pytestmark = pytest.mark.unlearn
 
 
 def test_klom(unlearn_case, unlearn_evaluator, record_property) -> None:
-    result = unlearn_evaluator.evaluate(unlearn_case)
+    try:
+        result = unlearn_evaluator.evaluate(unlearn_case)
+    except ContractViolation as violation:
+        pytest.fail(f"contract violation: {violation}", pytrace=False)
     for name, value in result.properties().items():
         record_property(name, value)
     if not result.passed:

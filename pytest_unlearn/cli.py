@@ -3,6 +3,7 @@
     python -m pytest_unlearn list
     python -m pytest_unlearn build digits-mlp --out stores/digits-mlp --models 100
     python -m pytest_unlearn verify stores/digits-mlp      # or file://... or https://...
+    python -m pytest_unlearn import-easydub EasyDUB-dataset --out stores/easydub --models 100
 
 Exit status 0 on success, 1 when a store fails verification or cannot be fetched, 2 on a
 usage error.
@@ -64,11 +65,73 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_ids(raw: str, option: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``; ValueError naming ``option`` otherwise."""
+    try:
+        ids = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"{option}: expected comma-separated forget set ids, got {raw!r}"
+        ) from None
+    if not ids:
+        raise ValueError(f"{option}: expected at least one forget set id, got {raw!r}")
+    return ids
+
+
+def _parse_kinds(raw: str) -> dict[int, str]:
+    """``"1=random,4=subpopulation"`` -> ``{1: "random", 4: "subpopulation"}``."""
+    kinds: dict[int, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, kind = (piece.strip() for piece in part.partition("="))
+        if not sep or kind not in ("random", "subpopulation") or not key.isdigit():
+            raise ValueError(
+                f"--kinds: expected ID=random or ID=subpopulation, comma-separated, got {part!r}"
+            )
+        kinds[int(key)] = kind
+    return kinds
+
+
+def _import_easydub(args: argparse.Namespace) -> int:
+    from .store.easydub_import import import_easydub
+
+    try:
+        forget_ids = (
+            None if args.forget_sets is None else _parse_ids(args.forget_sets, "--forget-sets")
+        )
+        kinds = None if args.kinds is None else _parse_kinds(args.kinds)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.models < 2:
+        print(f"error: --models must be at least 2, got {args.models}", file=sys.stderr)
+        return 2
+    try:
+        out = import_easydub(
+            Path(args.source),
+            Path(args.out),
+            models=args.models,
+            forget_ids=forget_ids,
+            kinds=kinds,
+            log=print,
+        )
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"store written to {out}; evaluate it with --unlearn-store={out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_unlearn", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_unlearn", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="the benchmarks this installation can build").set_defaults(run=_list)
-    build = commands.add_parser("build", help="train a benchmark's ensembles into a store directory")
+    commands.add_parser("list", help="the benchmarks this installation can build").set_defaults(
+        run=_list
+    )
+    build = commands.add_parser(
+        "build", help="train a benchmark's ensembles into a store directory"
+    )
     build.add_argument("benchmark")
     build.add_argument("--out", required=True, help="the store directory to write")
     build.add_argument("--models", type=int, default=100, help="ensemble size (default 100)")
@@ -78,5 +141,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("source", help="a store directory, file:// or http(s):// URL")
     verify.add_argument("--cache-dir", default=str(default_cache_dir()))
     verify.set_defaults(run=_verify)
+    easydub = commands.add_parser(
+        "import-easydub",
+        help="convert EasyDUB's CIFAR-10 release into a cifar10-resnet9 store (docs/easydub.md)",
+    )
+    easydub.add_argument("source", help="the EasyDUB dataset root (holds margins/, models/)")
+    easydub.add_argument("--out", required=True, help="the store directory to write")
+    easydub.add_argument(
+        "--models",
+        type=int,
+        default=100,
+        help="N: pretrained models, and oracles per half (default 100; clamped to what exists)",
+    )
+    easydub.add_argument(
+        "--forget-sets", help="comma-separated EasyDUB forget set ids (default: all found)"
+    )
+    easydub.add_argument(
+        "--kinds",
+        help="label forget sets, e.g. 1=random,4=subpopulation (default: 1-3 random, "
+        "4-10 subpopulation, as published)",
+    )
+    easydub.set_defaults(run=_import_easydub)
     args = parser.parse_args(argv)
     return args.run(args)

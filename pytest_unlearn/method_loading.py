@@ -28,9 +28,7 @@ def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Calla
     origin = origin or f"--unlearn-method={spec!r}"
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise pytest.UsageError(
-            f"{origin}: expected MODULE:FUNCTION, e.g. mypkg.methods:unlearn"
-        )
+        raise pytest.UsageError(f"{origin}: expected MODULE:FUNCTION, e.g. mypkg.methods:unlearn")
     search = str(search_dir)
     if search not in sys.path:
         sys.path.insert(0, search)
@@ -39,16 +37,12 @@ def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Calla
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise pytest.UsageError(
-                f"{origin}: no module named {error.name!r} "
-                f"(searched {search} and sys.path)"
+                f"{origin}: no module named {error.name!r} (searched {search} and sys.path)"
             ) from None
-        raise pytest.UsageError(
-            f"{origin}: importing {module_name!r} failed: {error}"
-        ) from None
+        raise pytest.UsageError(f"{origin}: importing {module_name!r} failed: {error}") from None
     except Exception as error:  # the user's module raised while importing
         raise pytest.UsageError(
-            f"{origin}: importing {module_name!r} raised "
-            f"{type(error).__name__}: {error}"
+            f"{origin}: importing {module_name!r} raised {type(error).__name__}: {error}"
         ) from None
     method = module
     for part in attribute.split("."):

@@ -58,6 +58,9 @@ OPTIONS = (
         "http(s):// URL (its benchmark's ensembles come from there)",
     ),
     _Option("offline", "never touch the network: a --unlearn-store must already be cached"),
+    _Option(
+        "timeout", "seconds one method call may take before it fails its tests (default: none)"
+    ),
 )
 _FLAGS = {"offline"}  # options that take no value on the command line
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -91,7 +94,7 @@ def _raw(config: pytest.Config, name: str) -> tuple[str | None, str]:
         value = config.getini(option.ini)
     except (TypeError, ValueError) as error:  # e.g. a TOML integer in pytest 9's [tool.pytest]
         raise pytest.UsageError(
-            f"ini {option.ini}: write the value as a string, e.g. {option.ini} = \"...\" ({error})"
+            f'ini {option.ini}: write the value as a string, e.g. {option.ini} = "..." ({error})'
         ) from None
     if value:
         return str(value), f"ini {option.ini}"
@@ -127,6 +130,7 @@ class Settings:
     benchmarks: tuple[str, ...]
     store: str | None = None
     offline: bool = False
+    timeout: float | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -139,6 +143,7 @@ class Settings:
             benchmarks=_benchmarks(config),
             store=_raw(config, "store")[0],
             offline=_offline(config),
+            timeout=_timeout(config),
         )
 
 
@@ -215,3 +220,16 @@ def _offline(config: pytest.Config) -> bool:
     if value not in _TRUE | _FALSE:
         raise pytest.UsageError(f"{source}: expected a boolean (1/0, true/false), got {raw!r}")
     return value in _TRUE
+
+
+def _timeout(config: pytest.Config) -> float | None:
+    raw, source = _raw(config, "timeout")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected a number of seconds, got {raw!r}") from None
+    if not seconds > 0:
+        raise pytest.UsageError(f"{source}: the timeout must be positive, got {raw!r}")
+    return seconds

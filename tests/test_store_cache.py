@@ -118,7 +118,9 @@ def test_margin_shapes_are_models_by_points(unlearn_cache: Path) -> None:
     bench = get_benchmark(BENCHMARK)
     ensembles = load_or_build(bench, CACHE_MODELS, unlearn_cache, log=_Log())
     assert ensembles.pretrained_margins.shape == (CACHE_MODELS, N_POINTS)
-    assert sorted(ensembles.oracles) == sorted(fs.name for fs in bench.forget_sets)
+    assert sorted(ensembles.oracles) == sorted(
+        (fs.name, request) for fs in bench.forget_sets for request in range(1, len(fs.requests) + 1)
+    )
     for halves in ensembles.oracles.values():
         assert halves.half_a.shape == (CACHE_MODELS, N_POINTS)
         assert halves.half_b.shape == (CACHE_MODELS, N_POINTS)
@@ -243,7 +245,7 @@ def test_truncated_file_triggers_a_rebuild(tmp_path: Path) -> None:
     ensembles = load_or_build(quick, 2, tmp_path, log=log)
     assert log.builds == 1
     assert victim.stat().st_size == size
-    assert ensembles.oracles["knn36"].half_a.shape == (2, N_POINTS)
+    assert ensembles.oracles["knn36", 1].half_a.shape == (2, N_POINTS)
 
 
 def test_concurrent_loads_build_once(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ class DigitsMLP(Benchmark):
         inputs = torch.as_tensor(digits.data, dtype=torch.float32) / 16.0
         targets = torch.as_tensor(digits.target, dtype=torch.int64)
         order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(_SPLIT_SEED))
-        n_train = int(round(0.8 * len(targets)))
+        n_train = round(0.8 * len(targets))
         return Dataset(
             inputs=inputs,
             targets=targets,

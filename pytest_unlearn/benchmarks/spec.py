@@ -50,12 +50,41 @@ class ForgetSet:
 
     ``kind`` matters for reading verdicts: random forget sets are close to a negative
     control (do-nothing already looks like retraining), subpopulations are not.
+
+    A *sequential* forget set arrives as several disjoint deletion requests: ``requests``
+    holds them in order and ``indices`` is their union. After request ``k`` the model must
+    look retrained without the union of requests ``1..k``. A plain forget set is one request.
+
+    >>> fs = ForgetSet("seq", "random", (1, 2, 3, 4), requests=((1, 2), (3, 4)))
+    >>> fs.sequential, fs.deleted_after(1)
+    (True, (1, 2))
     """
 
     name: str
     kind: ForgetSetKind
     indices: tuple[int, ...]
     description: str = ""
+    requests: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.requests:
+            object.__setattr__(self, "requests", (tuple(self.indices),))
+        flat = [i for request in self.requests for i in request]
+        if len(set(flat)) != len(flat):
+            raise ValueError(f"forget set {self.name!r}: its requests overlap")
+        if sorted(flat) != sorted(self.indices):
+            raise ValueError(f"forget set {self.name!r}: indices must be the union of requests")
+
+    @property
+    def sequential(self) -> bool:
+        """Whether this forget set is a schedule of more than one request."""
+        return len(self.requests) > 1
+
+    def deleted_after(self, request: int) -> tuple[int, ...]:
+        """Every index deleted once requests ``1..request`` (1-based) are served, sorted."""
+        if not 1 <= request <= len(self.requests):
+            raise ValueError(f"forget set {self.name!r} has no request {request}")
+        return tuple(sorted(i for r in self.requests[:request] for i in r))
 
 
 @dataclass(frozen=True)
@@ -123,7 +152,11 @@ class Benchmark(ABC):
             "recipe": asdict(self.recipe),
             "model": architecture,
             "data": digest.hexdigest(),
-            "forget_sets": {fs.name: list(fs.indices) for fs in self.forget_sets},
+            # Plain forget sets hash as before schedules existed, keeping their stores valid.
+            "forget_sets": {
+                fs.name: [list(r) for r in fs.requests] if fs.sequential else list(fs.indices)
+                for fs in self.forget_sets
+            },
         }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""The conformance matrix: which (benchmark, forget set, split) cases exist, and their ids."""
+"""The conformance matrix: which (benchmark, forget set, request, split) cases exist, and ids."""
 
 from __future__ import annotations
 
@@ -12,22 +12,28 @@ Split = Literal["forget", "retain", "validation"]
 SPLITS: tuple[Split, ...] = ("forget", "retain", "validation")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ConformanceCase:
-    """One conformance test: a split of a forget set of a benchmark.
+    """One conformance test: a split of a forget set of a benchmark, after one request.
+
+    Ids are part of the public API (``-k``, xfail files, reports), stable and readable:
 
     >>> ConformanceCase("digits-mlp", "knn36", "forget").id
     'digits-mlp-knn36-forget'
+    >>> ConformanceCase("digits-mlp", "seq3x12", "retain", request=2, sequential=True).id
+    'digits-mlp-seq3x12-req2-retain'
     """
 
     benchmark: str
     forget_set: str
     split: Split
+    request: int = 1
+    sequential: bool = False
 
     @property
     def id(self) -> str:
-        """The stable, readable test id (part of the public API: ``-k`` and xfail lists use it)."""
-        return f"{self.benchmark}-{self.forget_set}-{self.split}"
+        request = f"-req{self.request}" if self.sequential else ""
+        return f"{self.benchmark}-{self.forget_set}{request}-{self.split}"
 
     @property
     def group(self) -> str:
@@ -38,9 +44,10 @@ class ConformanceCase:
 def conformance_cases(benchmarks: Iterable[str]) -> list[ConformanceCase]:
     """Every case of the selected benchmarks, sorted by id."""
     cases = [
-        ConformanceCase(name, forget_set.name, split)
+        ConformanceCase(name, fs.name, split, request, fs.sequential)
         for name in benchmarks
-        for forget_set in get_benchmark(name).forget_sets
+        for fs in get_benchmark(name).forget_sets
+        for request in range(1, len(fs.requests) + 1)
         for split in SPLITS
     ]
     return sorted(cases, key=lambda case: case.id)

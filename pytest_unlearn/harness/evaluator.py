@@ -18,8 +18,10 @@ from ..store import Ensembles, StoreError, load_or_build, read_ensembles
 from ..store.fetch import materialize
 from ..store.manifest import read_manifest
 from ..training import model_seed
+from ..training.reference_retrain import retrain_seconds
 from ..verdicts import Calibration, calibrate
-from .cases import ConformanceCase, Split
+from .cases import ConformanceCase
+from .contract_checks import ContractViolation
 from .method_runner import MethodRun, run_method
 
 Log = Callable[[str], None]
@@ -37,8 +39,13 @@ class CaseResult:
     n_models: int
     klom: KlomSummary
     calibration: Calibration
-    seconds_per_model: float
+    method_seconds: float  # per call: one model, one request
+    retrain_seconds: float | None  # one exact retraining, for scale
     device: str
+
+    @property
+    def slower_than_retraining(self) -> bool:
+        return self.retrain_seconds is not None and self.method_seconds > self.retrain_seconds
 
     @property
     def passed(self) -> bool:
@@ -53,6 +60,7 @@ class CaseResult:
             {
                 "benchmark": self.case.benchmark,
                 "forget_set": self.case.forget_set,
+                "request": self.case.request,
                 "split": self.case.split,
                 "n_models": self.n_models,
                 "p95": self.klom.p95,
@@ -64,7 +72,9 @@ class CaseResult:
                 "do_nothing": cal.do_nothing,
                 "separable": cal.separable,
                 "verdict": "PASS" if self.passed else "FAIL",
-                "method_seconds_per_model": self.seconds_per_model,
+                "method_seconds_per_model": self.method_seconds,
+                "retrain_seconds_per_model": self.retrain_seconds,
+                "slower_than_retraining": self.slower_than_retraining,
                 "device": self.device,
             }
         )
@@ -73,7 +83,9 @@ class CaseResult:
         cal = self.calibration
         case = self.case
         return (
-            f"P95 KLoM on the {case.split} split of {case.benchmark}/{case.forget_set} is "
+            f"P95 KLoM on the {case.split} split of {case.benchmark}/{case.forget_set}"
+            + (f" after request {case.request}" if case.sequential else "")
+            + f" is "
             f"{self.klom.p95:.3f}, above the threshold {cal.threshold:.3f} "
             f"(noise floor {cal.floor:.3f}, largest of the oracle resamples {cal.null_max:.3f}, "
             f"do-nothing {cal.do_nothing:.3f}, N={self.n_models}): the unlearned models are "
@@ -96,6 +108,7 @@ class Evaluator:
         self._log = log or (lambda message: None)
         self._ensembles: dict[str, Ensembles | StoreError] = {}
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
+        self._retrain_seconds: dict[str, float] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
 
     def ensembles(self, benchmark: str) -> Ensembles:
@@ -135,12 +148,15 @@ class Evaluator:
                     self.ensembles(benchmark),
                     forget_set,
                     self.settings.device,
+                    timeout=self.settings.timeout,
                     log=self._log,
                 )
             except Exception as error:
                 self._runs[key] = error
                 raise
         run = self._runs[key]
+        if isinstance(run, ContractViolation):
+            raise ContractViolation(str(run))  # every test of the forget set names the violation
         if isinstance(run, BaseException):
             raise MethodFailedEarlier(
                 f"the method raised {type(run).__name__}: {run} on {benchmark}/{forget_set} "
@@ -148,21 +164,34 @@ class Evaluator:
             )
         return run
 
-    def split_indices(self, benchmark: str, forget_set: str, split: Split) -> torch.Tensor:
-        bench = get_benchmark(benchmark)
+    def retrain_seconds(self, benchmark: str) -> float:
+        """Seconds one exact retraining takes here (measured once per benchmark)."""
+        if benchmark not in self._retrain_seconds:
+            self._retrain_seconds[benchmark] = retrain_seconds(
+                get_benchmark(benchmark), self.settings.device
+            )
+        return self._retrain_seconds[benchmark]
+
+    @staticmethod
+    def split_indices(case: ConformanceCase) -> torch.Tensor:
+        """The evaluation points of a case: everything deleted so far, what is retained, or
+        the validation split."""
+        bench = get_benchmark(case.benchmark)
         data = bench.load_data()
-        forget = torch.tensor(bench.forget_set(forget_set).indices, dtype=torch.int64)
-        if split == "forget":
-            return forget
-        if split == "retain":
-            return data.train_indices[~torch.isin(data.train_indices, forget)]
+        deleted = torch.tensor(
+            bench.forget_set(case.forget_set).deleted_after(case.request), dtype=torch.int64
+        )
+        if case.split == "forget":
+            return deleted
+        if case.split == "retain":
+            return data.train_indices[~torch.isin(data.train_indices, deleted)]
         return data.validation_indices
 
     def calibration(self, case: ConformanceCase) -> Calibration:
         if case not in self._calibrations:
             ensembles = self.ensembles(case.benchmark)
-            columns = self.split_indices(case.benchmark, case.forget_set, case.split)
-            halves = ensembles.oracles[case.forget_set]
+            columns = self.split_indices(case)
+            halves = ensembles.oracles[case.forget_set, case.request]
             self._calibrations[case] = calibrate(
                 halves.half_a[:, columns],
                 halves.half_b[:, columns],
@@ -175,9 +204,9 @@ class Evaluator:
         """Run (or reuse) the method on the case's forget set and score the case's split."""
         run = self.method_run(case.benchmark, case.forget_set)
         ensembles = self.ensembles(case.benchmark)
-        columns = self.split_indices(case.benchmark, case.forget_set, case.split)
-        oracle = ensembles.oracles[case.forget_set].half_a[:, columns]
-        values = klom(run.margins[:, columns], oracle)
+        columns = self.split_indices(case)
+        oracle = ensembles.oracles[case.forget_set, case.request].half_a[:, columns]
+        values = klom(run.margins[case.request][:, columns], oracle)
         return CaseResult(
             case=case,
             n_models=ensembles.n_models,
@@ -185,7 +214,8 @@ class Evaluator:
                 values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
             ),
             calibration=self.calibration(case),
-            seconds_per_model=run.seconds_per_model,
+            method_seconds=run.seconds_per_call,
+            retrain_seconds=self.retrain_seconds(case.benchmark),
             device=str(self.settings.device),
         )
 

@@ -1,4 +1,8 @@
-"""Run an unlearning method on every member of an ensemble and collect its margins."""
+"""Run an unlearning method on every member of an ensemble and collect its margins.
+
+For a sequential forget set each member goes through the requests in order, the method
+receiving its own previous output; the margins are recorded after every request.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,62 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ..contract import DataSplit, UnlearnContext
 from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
+from .contract_checks import check_returned_model, parameter_shapes, time_limit
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class MethodRun:
-    """The method's outputs on one forget set: margins of every unlearned model."""
+    """The method's outputs on one forget set: margins of every unlearned model per request."""
 
-    margins: torch.Tensor  # (models, points), on the CPU
-    seconds_per_model: float
+    margins: dict[int, torch.Tensor]  # request (1-based) -> (models, points), on the CPU
+    seconds_per_call: float
 
 
-def forget_and_retain(ensembles: Ensembles, forget_set: str, device: torch.device):
-    """The ``forget`` and ``retain`` splits handed to the method, on ``device``."""
+def _split(ensembles: Ensembles, indices: torch.Tensor, device: torch.device) -> DataSplit:
     data = ensembles.benchmark.load_data()
-    forget = torch.tensor(ensembles.benchmark.forget_set(forget_set).indices, dtype=torch.int64)
-    retain = data.train_indices[~torch.isin(data.train_indices, forget)]
+    return DataSplit(
+        inputs=data.inputs[indices].to(device),
+        targets=data.targets[indices].to(device),
+        indices=indices.to(device),
+    )
 
-    def split(indices: torch.Tensor) -> DataSplit:
-        return DataSplit(
-            inputs=data.inputs[indices].to(device),
-            targets=data.targets[indices].to(device),
-            indices=indices.to(device),
-        )
 
-    return split(forget), split(retain)
+_EVAL_BATCH = 4096
+
+
+@torch.no_grad()
+def _margins_of(
+    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """The model's margins on every point, in batches so big benchmarks fit in memory."""
+    was_training = model.training
+    model.eval()
+    out = [
+        margins(model(inputs[i : i + _EVAL_BATCH]), targets[i : i + _EVAL_BATCH]).float().cpu()
+        for i in range(0, len(targets), _EVAL_BATCH)
+    ]
+    model.train(was_training)  # the next request's call gets the model as the method left it
+    return torch.cat(out)
+
+
+def request_splits(
+    ensembles: Ensembles, forget_set: str, request: int, device: torch.device
+) -> tuple[DataSplit, DataSplit]:
+    """The ``forget`` (this request's points) and ``retain`` (train minus everything deleted
+    so far) splits handed to the method for ``request`` (1-based)."""
+    fs = ensembles.benchmark.forget_set(forget_set)
+    train = ensembles.benchmark.load_data().train_indices
+    deleted = torch.tensor(fs.deleted_after(request), dtype=torch.int64)
+    forget = torch.tensor(sorted(fs.requests[request - 1]), dtype=torch.int64)
+    retain = train[~torch.isin(train, deleted)]
+    return _split(ensembles, forget, device), _split(ensembles, retain, device)
 
 
 def run_method(
@@ -47,49 +75,58 @@ def run_method(
     forget_set: str,
     device: torch.device,
     *,
+    timeout: float | None = None,
     log: Log | None = None,
 ) -> MethodRun:
-    """Call ``method`` once per ensemble member and return the unlearned models' margins.
+    """Call ``method`` on every ensemble member (and request) and return the margins.
 
-    Each call gets a private copy of the member, and the global torch RNG is seeded with the
+    Each member is a private, freshly built copy; the global torch RNG is seeded with the
     call's fresh ``context.seed`` (then restored), so runs are reproducible and one call's
-    randomness cannot leak into the next.
+    randomness cannot leak into the next. Every returned model is checked against the
+    contract (:mod:`.contract_checks`); a violation raises ``ContractViolation``.
     """
     benchmark = ensembles.benchmark
     data = benchmark.load_data()
-    forget, retain = forget_and_retain(ensembles, forget_set, device)
-    all_inputs = data.inputs.to(device)
-    all_targets = data.targets.to(device)
-    rows = []
+    fs = benchmark.forget_set(forget_set)
+    requests = range(1, len(fs.requests) + 1)
+    splits = {k: request_splits(ensembles, forget_set, k, device) for k in requests}
+    all_inputs, all_targets = data.inputs.to(device), data.targets.to(device)
+    rows: dict[int, list[torch.Tensor]] = {k: [] for k in requests}
+    method_seconds = 0.0
     started = time.perf_counter()
+    rng_devices = [device] if device.type == "cuda" else []
     for index in range(ensembles.n_models):
-        context = UnlearnContext(
-            device=device,
-            seed=model_seed("method", benchmark.name, forget_set, 0, index),
-            model_index=index,
-            request_index=0,
-            recipe=benchmark.recipe,
-            benchmark=benchmark.name,
-            forget_set=forget_set,
-            num_classes=data.num_classes,
-        )
         model = ensembles.member(index).to(device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(context.seed)
-            unlearned = method(model, forget, retain, context)
-        if not isinstance(unlearned, nn.Module):
-            raise TypeError(
-                f"the method returned {type(unlearned).__name__} for model {index}; "
-                "it must return a torch.nn.Module"
+        shapes = parameter_shapes(model)
+        for k in requests:
+            forget, retain = splits[k]
+            context = UnlearnContext(
+                device=device,
+                seed=model_seed("method", benchmark.name, forget_set, k, index),
+                model_index=index,
+                request_index=k - 1,
+                recipe=benchmark.recipe,
+                benchmark=benchmark.name,
+                forget_set=forget_set,
+                num_classes=data.num_classes,
             )
-        unlearned.eval()
-        with torch.no_grad():
-            logits = unlearned(all_inputs)
-        rows.append(margins(logits, all_targets).float().cpu())
-        if log is not None and ((index + 1) % max(1, ensembles.n_models // 4) == 0):
+            where = f"{benchmark.name}/{forget_set} model {index}" + (
+                f" request {k}" if fs.sequential else ""
+            )
+            call_started = time.perf_counter()
+            with torch.random.fork_rng(devices=rng_devices), time_limit(timeout, where):
+                torch.manual_seed(context.seed)
+                returned = method(model, forget, retain, context)
+            method_seconds += time.perf_counter() - call_started
+            model = check_returned_model(returned, shapes, device, where)
+            rows[k].append(_margins_of(model, all_inputs, all_targets))
+        if log is not None and (index + 1) % max(1, ensembles.n_models // 4) == 0:
             log(
                 f"  {benchmark.name}-{forget_set}: method ran on {index + 1}/{ensembles.n_models} "
                 f"models ({time.perf_counter() - started:.1f}s)"
             )
-    elapsed = time.perf_counter() - started
-    return MethodRun(margins=torch.stack(rows), seconds_per_model=elapsed / ensembles.n_models)
+    calls = ensembles.n_models * len(requests)
+    return MethodRun(
+        margins={k: torch.stack(rows[k]) for k in requests},
+        seconds_per_call=method_seconds / calls,
+    )

@@ -69,4 +69,3 @@ class TerminalTable:
             "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
             "floor = same for a second oracle ensemble; pass when P95 <= threshold."
         )
-

@@ -6,7 +6,8 @@ Layout of a store directory (every path is listed in ``manifest.json`` with sha2
     pretrained/weights.safetensors    stacked parameters, leading dimension = model
     pretrained/margins.safetensors    "margins": (models, points), every labelled point
     oracles/<forget>.safetensors      "half_a", "half_b": (models, points) each
-    forget_sets/<forget>.safetensors  "indices"
+    oracles/<forget>-req<k>.safetensors  the same after request k of a sequential forget set
+    forget_sets/<forget>.safetensors  "indices" (and "request_<k>" for each request)
 
 Builds are deterministic from their seeds: member ``i`` of every ensemble is seeded by
 (benchmark, role, i) alone, so a store for 100 models holds the one for 8.
@@ -28,6 +29,7 @@ from safetensors.torch import save_file
 from ..benchmarks.spec import Benchmark
 from ..metric import margins
 from ..training import ensemble_logits, model_seed, train_ensemble
+from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import build_manifest, write_manifest
 
 Log = Callable[[str], None]
@@ -66,7 +68,7 @@ def build_store(
     staging = out.with_name(out.name + f".building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     started = time.perf_counter()
-    total_models = n_models * (1 + 2 * len(benchmark.forget_sets))
+    total_models = n_models * (1 + 2 * sum(len(fs.requests) for fs in benchmark.forget_sets))
     trained = 0
 
     def train(role: str, train_indices: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -101,17 +103,23 @@ def build_store(
     log(f"pytest-unlearn: building {benchmark.name}: {total_models} models into {out}")
     try:
         pretrained = train("pretrain", data.train_indices)
-        _save(pretrained, staging / "pretrained" / "weights.safetensors")
-        _save({"margins": ensemble_margins(pretrained)}, staging / "pretrained" / "margins.safetensors")
+        _save(pretrained, staging / PRETRAINED_WEIGHTS)
+        _save({"margins": ensemble_margins(pretrained)}, staging / PRETRAINED_MARGINS)
         for forget_set in benchmark.forget_sets:
-            forget = torch.tensor(forget_set.indices, dtype=torch.int64)
-            retain = data.train_indices[~torch.isin(data.train_indices, forget)]
-            halves = {
-                f"half_{half}": ensemble_margins(train(f"oracle-{forget_set.name}-{half}", retain))
-                for half in ("a", "b")
-            }
-            _save(halves, staging / "oracles" / f"{forget_set.name}.safetensors")
-            _save({"indices": forget}, staging / "forget_sets" / f"{forget_set.name}.safetensors")
+            for request in range(1, len(forget_set.requests) + 1):
+                deleted = torch.tensor(forget_set.deleted_after(request), dtype=torch.int64)
+                retain = data.train_indices[~torch.isin(data.train_indices, deleted)]
+                # Plain forget sets keep the role names (and so the seeds) they always had.
+                role = forget_set.name + (f"-req{request}" if forget_set.sequential else "")
+                halves = {
+                    f"half_{half}": ensemble_margins(train(f"oracle-{role}-{half}", retain))
+                    for half in ("a", "b")
+                }
+                _save(halves, staging / oracle_file(forget_set, request))
+            indices = {"indices": torch.tensor(forget_set.indices, dtype=torch.int64)}
+            for k, request_indices in enumerate(forget_set.requests, start=1):
+                indices[f"request_{k}"] = torch.tensor(request_indices, dtype=torch.int64)
+            _save(indices, staging / forget_set_file(forget_set))
         manifest = build_manifest(
             staging,
             benchmark=benchmark.name,

@@ -35,7 +35,7 @@ class Ensembles:
     n_models: int
     pretrained_params: dict[str, torch.Tensor]
     pretrained_margins: torch.Tensor  # (models, points)
-    oracles: dict[str, OracleHalves]
+    oracles: dict[tuple[str, int], OracleHalves]  # (forget set, request) -> halves
 
     def member(self, index: int) -> nn.Module:
         """A private, freshly built copy of pretrained member ``index``."""

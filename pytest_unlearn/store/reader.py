@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from ..benchmarks.spec import Benchmark
 from .ensembles import Ensembles, OracleHalves
+from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, oracle_file
 from .manifest import StoreError, read_manifest
 
 
@@ -28,15 +29,18 @@ def read_ensembles(benchmark: Benchmark, store: Path, n_models: int) -> Ensemble
             f"{manifest.fingerprint}, this installation's is {benchmark.fingerprint()})"
         )
     if manifest.n_models < n_models:
-        raise StoreError(f"{store} holds {manifest.n_models} models per ensemble, {n_models} asked for")
-    pretrained = load_file(str(store / "pretrained" / "weights.safetensors"))
-    pretrained_margins = load_file(str(store / "pretrained" / "margins.safetensors"))["margins"]
+        raise StoreError(
+            f"{store} holds {manifest.n_models} models per ensemble, {n_models} asked for"
+        )
+    pretrained = load_file(str(store / PRETRAINED_WEIGHTS))
+    pretrained_margins = load_file(str(store / PRETRAINED_MARGINS))["margins"]
     oracles = {}
     for forget_set in benchmark.forget_sets:
-        halves = load_file(str(store / "oracles" / f"{forget_set.name}.safetensors"))
-        oracles[forget_set.name] = OracleHalves(
-            half_a=halves["half_a"][:n_models], half_b=halves["half_b"][:n_models]
-        )
+        for request in range(1, len(forget_set.requests) + 1):
+            halves = load_file(str(store / oracle_file(forget_set, request)))
+            oracles[forget_set.name, request] = OracleHalves(
+                half_a=halves["half_a"][:n_models], half_b=halves["half_b"][:n_models]
+            )
     return Ensembles(
         benchmark=benchmark,
         n_models=n_models,

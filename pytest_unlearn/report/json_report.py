@@ -1,0 +1,258 @@
+"""The JSON report (``--unlearn-report=PATH``): one machine-readable record per conformance test.
+
+Controller-only, like pytest-reportlog: it reads the figures from the reports' user properties
+(which xdist carries to the controller), so ``-n 4`` writes the same records as ``-n 0``. The file
+is written once, at the end of the session, through a temporary file and ``os.replace``: a reader
+never sees a half-written report, and a failed write leaves the previous report intact.
+
+The format is documented field by field in ``docs/reports.md``; :func:`load_report` reads it back
+and refuses any other schema.
+
+>>> config.pluginmanager.register(JsonReport("unlearn.json"))  # doctest: +SKIP
+>>> load_report("unlearn.json")["records"][0]["verdict"]  # doctest: +SKIP
+'FAIL'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .records import OUTCOMES, CaseRecord, RecordCollector
+
+#: The format's name and major version. Adding a field keeps it; removing, renaming or changing
+#: the meaning of one bumps the number (see docs/reports.md, "Versioning").
+SCHEMA = "pytest-unlearn-report/1"
+
+#: The keys of every record, in the order they are written.
+RECORD_FIELDS = (
+    "test_id",
+    "nodeid",
+    "outcome",
+    "benchmark",
+    "forget_set",
+    "request",
+    "split",
+    "n_models",
+    "p95",
+    "mean",
+    "median",
+    "floor",
+    "null_max",
+    "do_nothing",
+    "threshold",
+    "separable",
+    "verdict",
+    "method_seconds_per_model",
+    "retrain_seconds_per_model",
+    "device",
+    "message",
+)
+#: The keys of the report itself.
+REPORT_FIELDS = (
+    "schema",
+    "pytest_unlearn_version",
+    "created",
+    "exit_status",
+    "settings",
+    "records",
+)
+#: Record fields copied from the test's ``unlearn_<field>`` user properties (null when absent).
+_FIGURE_FIELDS = tuple(
+    name
+    for name in RECORD_FIELDS
+    if name not in ("test_id", "nodeid", "outcome", "request", "message")
+)
+
+
+class ReportSchemaError(ValueError):
+    """A file that is not a pytest-unlearn JSON report of a schema this version reads."""
+
+
+def _json_value(value: Any) -> Any:
+    """A user property's value as strict JSON: non-finite floats become null (strict JSON has
+    no NaN), numpy scalars become Python ones, anything else exotic its ``str``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # a numpy or torch scalar recorded without conversion
+        try:
+            return _json_value(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def record_to_json(record: CaseRecord) -> dict[str, Any]:
+    """One record of the report, every field of :data:`RECORD_FIELDS` present.
+
+    >>> record_to_json(CaseRecord("b-f-forget", "t.py::t[b-f-forget]", "error", "boom"))["p95"]
+    """
+    figures = record.figures
+    entry: dict[str, Any] = {
+        "test_id": record.test_id,
+        "nodeid": record.nodeid,
+        "outcome": record.outcome,
+    }
+    for name in _FIGURE_FIELDS:
+        entry[name] = _json_value(figures.get(name))
+    entry["request"] = record.request
+    entry["message"] = record.message
+    return {name: entry[name] for name in RECORD_FIELDS}
+
+
+def _single(values: Iterable[Any]) -> Any:
+    """The value all records agree on, or None when they disagree or have none."""
+    distinct = {value for value in values if value is not None}
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def build_report(
+    records: Iterable[CaseRecord], exit_status: int, *, method: str | None = None
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict.
+
+    >>> build_report([], 0)["schema"]
+    'pytest-unlearn-report/1'
+    """
+    from pytest_unlearn import __version__
+
+    entries = [record_to_json(record) for record in records]
+    return {
+        "schema": SCHEMA,
+        "pytest_unlearn_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exit_status": int(exit_status),
+        "settings": {
+            "method": method,
+            # From the records, i.e. what the tests actually used, not what was asked for.
+            "n_models": _single(entry["n_models"] for entry in entries),
+            "devices": sorted({str(e["device"]) for e in entries if e["device"] is not None}),
+            "benchmarks": sorted({e["benchmark"] for e in entries if e["benchmark"] is not None}),
+        },
+        "records": entries,
+    }
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that no reader ever sees a partial file: a temporary file
+    in the same directory (so ``os.replace`` is a rename on one file system), then a rename.
+
+    >>> write_atomically(Path("out/report.json"), "{}")  # doctest: +SKIP
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON report back, checking its schema and that every record has every field.
+
+    Unknown extra fields are accepted: a later version of schema 1 may add some.
+
+    >>> load_report("unlearn.json")["schema"]  # doctest: +SKIP
+    'pytest-unlearn-report/1'
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ReportSchemaError(f"{path}: not a JSON file ({error})") from None
+    found = data.get("schema") if isinstance(data, dict) else None
+    if found != SCHEMA:
+        raise ReportSchemaError(
+            f"{path}: schema {found!r} is not {SCHEMA!r}, the one this version of "
+            "pytest-unlearn reads"
+        )
+    missing = [name for name in REPORT_FIELDS if name not in data]
+    if missing:
+        raise ReportSchemaError(f"{path}: missing report field(s) {', '.join(missing)}")
+    if not isinstance(data["records"], list):
+        raise ReportSchemaError(f"{path}: 'records' is not a list")
+    for position, record in enumerate(data["records"]):
+        if not isinstance(record, dict):
+            raise ReportSchemaError(f"{path}: record {position} is not an object")
+        absent = [name for name in RECORD_FIELDS if name not in record]
+        if absent:
+            raise ReportSchemaError(
+                f"{path}: record {position} ({record.get('test_id')!r}) lacks {', '.join(absent)}"
+            )
+        if record["outcome"] not in OUTCOMES:
+            raise ReportSchemaError(
+                f"{path}: record {position} has outcome {record['outcome']!r}, "
+                f"not one of {', '.join(OUTCOMES)}"
+            )
+    return data
+
+
+def _method_spec(config: pytest.Config) -> str | None:
+    """The configured ``MODULE:FUNCTION``, or None (a hook-provided method has no spec)."""
+    try:
+        from ..settings import method_spec
+
+        return method_spec(config)[0]
+    except (ValueError, pytest.UsageError):  # options absent (plugin disabled) or malformed
+        return None
+
+
+class JsonReport:
+    """A controller-only pytest plugin that writes the JSON report at the end of the session.
+
+    >>> config.pluginmanager.register(JsonReport(Path("unlearn.json")), "unlearn-json-report")
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.collector = RecordCollector()
+        self._written: Path | None = None
+        self._error: str | None = None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        config = session.config
+        if hasattr(config, "workerinput"):
+            # An xdist worker sees only its own tests; the controller writes the whole report.
+            return
+        path = self.path.expanduser()
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        report = build_report(
+            self.collector.records(), int(exitstatus), method=_method_spec(config)
+        )
+        try:
+            write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+        except OSError as error:
+            # One clear line in the summary rather than an INTERNALERROR traceback; the test
+            # outcomes (and the exit status) stand as they are.
+            self._error = f"pytest-unlearn: could not write the JSON report {path}: {error}"
+            return
+        self._written = path
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self._error is not None:
+            terminalreporter.write_line(self._error, yellow=True, bold=True)
+        elif self._written is not None:
+            terminalreporter.write_sep(
+                "-",
+                f"pytest-unlearn report: {self._written} ({len(self.collector)} records)",
+            )

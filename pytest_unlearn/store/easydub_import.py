@@ -1,0 +1,370 @@
+"""Convert EasyDUB's published CIFAR-10 release into a ``cifar10-resnet9`` store.
+
+The EasyDUB dataset (huggingface.co/datasets/easydub/EasyDUB-dataset) is laid out as below; the
+paths are those its reference code reads (easydub/EasyDUB-code: ``easydub/data.py``,
+``eval_pretrain.py``). ``Z`` is a forget set id (1..10), ``i`` a model id (0..199)::
+
+    forget_sets/cifar10/forget_set_Z.npy                        int indices into the train set
+    models/cifar10/pretrain/resnet9/id_i_epoch_23.pt            state_dict (torch pickle)
+    margins/cifar10/pretrain/retain/resnet9/id_i_epoch_23.npy   (50000,) every training image
+    margins/cifar10/pretrain/val/resnet9/id_i_epoch_23.npy      (10000,) every test image
+    margins/cifar10/pretrain/forget_Z/resnet9/id_i_epoch_23.npy (|Z|,)   not read (redundant)
+    margins/cifar10/oracle/forget_Z/retain/resnet9/id_i_epoch_23.npy (50000 - |Z|,)
+    margins/cifar10/oracle/forget_Z/forget/resnet9/id_i_epoch_23.npy (|Z|,)
+    margins/cifar10/oracle/forget_Z/val/resnet9/id_i_epoch_23.npy    (10000,)
+
+Despite its name, the *pretrain* ``retain`` file covers all 50,000 training images; the
+*oracle* ``retain`` file covers the training images outside forget set Z, in increasing index
+order (EasyDUB's "retain masking": ``retain = train minus Z``), and the oracle ``forget`` file
+covers Z in the order of ``forget_set_Z.npy``. The importer scatters them back into one row
+per model over every point (train images, then test images), which is our store's layout.
+
+Of the oracles, ids ``0..N-1`` become half A and ``N..2N-1`` half B, with
+``N = min(models, pretrained available, oracles available // 2)``; pretrained ids
+``0..N-1`` are kept. Checkpoints are read only with ``torch.load(weights_only=True)``.
+
+>>> import_easydub(Path("EasyDUB-dataset"), Path("stores/easydub"), models=100)  # doctest: +SKIP
+PosixPath('stores/easydub')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, forget_set_name
+from ..benchmarks.spec import ForgetSetKind
+from .builder import Log, stderr_log
+from .manifest import MANIFEST_NAME, StoreError, build_manifest, write_manifest
+
+#: EasyDUB names every released file after the last epoch (24 epochs, counted from 0).
+EPOCH_SUFFIX = "epoch_23"
+_KINDS: tuple[ForgetSetKind, ...] = ("random", "subpopulation")
+# Older EasyDUB checkpoints carry a wrapper prefix; EasyDUB's own loader strips these two.
+_WRAPPER_PREFIXES = ("model.", "module.")
+
+
+class EasyDUBImportError(StoreError):
+    """The EasyDUB tree is missing a file or holds one that is not what the release ships."""
+
+
+class _Tree:
+    """Paths inside an EasyDUB dataset root (one place that knows the layout)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.margins = root / "margins" / "cifar10"
+
+    def forget_set(self, z: int) -> Path:
+        return self.root / "forget_sets" / "cifar10" / f"forget_set_{z}.npy"
+
+    def checkpoint_dir(self) -> Path:
+        return self.root / "models" / "cifar10" / "pretrain" / "resnet9"
+
+    def checkpoint(self, i: int) -> Path:
+        return self.checkpoint_dir() / f"id_{i}_{EPOCH_SUFFIX}.pt"
+
+    def pretrain_margins(self, split: str, i: int) -> Path:
+        return self.margins / "pretrain" / split / "resnet9" / f"id_{i}_{EPOCH_SUFFIX}.npy"
+
+    def oracle_dir(self, z: int, split: str) -> Path:
+        return self.margins / "oracle" / f"forget_{z}" / split / "resnet9"
+
+    def oracle_margins(self, z: int, split: str, i: int) -> Path:
+        return self.oracle_dir(z, split) / f"id_{i}_{EPOCH_SUFFIX}.npy"
+
+
+def _count_ids(directory: Path, suffix: str, expected: str) -> int:
+    """How many ``id_<i>_epoch_23<suffix>`` files ``directory`` holds (its model count)."""
+    if not directory.is_dir():
+        raise EasyDUBImportError(f"{directory}: missing directory; expected {expected}")
+    pattern = re.compile(rf"id_\d+_{EPOCH_SUFFIX}{re.escape(suffix)}")
+    return sum(1 for path in directory.iterdir() if pattern.fullmatch(path.name))
+
+
+def _load_array(path: Path, expected: str) -> np.ndarray:
+    """``np.load`` without pickles; one-line error naming ``path`` and what was expected."""
+    if not path.is_file():
+        raise EasyDUBImportError(f"{path}: missing; expected {expected}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise EasyDUBImportError(
+            f"{path}: not a readable .npy array ({error}); expected {expected}"
+        ) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive renamed to .npy
+        raise EasyDUBImportError(f"{path}: not a single .npy array; expected {expected}")
+    return array
+
+
+def _load_margins(path: Path, length: int, what: str) -> np.ndarray:
+    """A float32 margins vector of ``length`` finite values."""
+    expected = f"{length} float margins ({what})"
+    array = _load_array(path, expected)
+    if array.shape != (length,) or not np.issubdtype(array.dtype, np.floating):
+        raise EasyDUBImportError(
+            f"{path}: found {array.dtype} array of shape {array.shape}; expected {expected}"
+        )
+    # KLoM refuses non-finite margins later; better to refuse the file that holds them now.
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise EasyDUBImportError(f"{path}: {bad} non-finite margins; expected {expected}")
+    return array.astype(np.float32, copy=False)
+
+
+def _load_forget_indices(path: Path, n_train: int) -> np.ndarray:
+    expected = f"distinct integer indices into the {n_train} training images"
+    indices = _load_array(path, expected)
+    if indices.ndim != 1 or len(indices) == 0 or not np.issubdtype(indices.dtype, np.integer):
+        raise EasyDUBImportError(
+            f"{path}: found {indices.dtype} array of shape {indices.shape}; expected {expected}"
+        )
+    indices = indices.astype(np.int64)
+    if indices.min() < 0 or indices.max() >= n_train:
+        raise EasyDUBImportError(
+            f"{path}: indices range over [{indices.min()}, {indices.max()}]; expected {expected}"
+        )
+    if len(np.unique(indices)) != len(indices):
+        raise EasyDUBImportError(f"{path}: repeated indices; expected {expected}")
+    return indices
+
+
+def _torch_reason(error: Exception) -> str:
+    """The one informative line of a torch.load error (its text is long, multi-line, and
+    suggests retrying with ``weights_only=False``, which is exactly what we must never do)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n\n|$)", text, re.DOTALL)
+    lines = [match.group(1)] if match else text.strip().splitlines()[:1]
+    reason = " ".join(" ".join(lines).split())[:200]
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+def _load_checkpoint(path: Path, reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One checkpoint as a state_dict matching ``reference``'s keys and shapes.
+
+    Only ``weights_only=True`` loading: a pickle that would build arbitrary objects (and so
+    could run code) is refused by torch before anything of it executes.
+    """
+    if not path.is_file():
+        raise EasyDUBImportError(f"{path}: missing; expected a ResNet-9 state_dict checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise EasyDUBImportError(
+            f"{path}: refused by torch.load(weights_only=True) ({_torch_reason(error)}); "
+            "expected a ResNet-9 state_dict of tensors (pickled objects are never loaded)"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise EasyDUBImportError(
+            f"{path}: holds a {type(state).__name__}, not a dict of named tensors; expected a "
+            "ResNet-9 state_dict"
+        )
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key.removeprefix(prefix): value for key, value in state.items()}
+    missing = sorted(set(reference) - set(state))
+    unexpected = sorted(set(state) - set(reference))
+    if missing or unexpected:
+        raise EasyDUBImportError(
+            f"{path}: state_dict keys do not match EasyDUB's ResNet-9 (missing {missing[:4]}"
+            f"{'...' if len(missing) > 4 else ''}, unexpected {unexpected[:4]}"
+            f"{'...' if len(unexpected) > 4 else ''}); expected a ResNet-9 state_dict"
+        )
+    for key, tensor in reference.items():
+        if state[key].shape != tensor.shape:
+            raise EasyDUBImportError(
+                f"{path}: {key} has shape {tuple(state[key].shape)}; expected "
+                f"{tuple(tensor.shape)} (EasyDUB's ResNet-9)"
+            )
+    return state
+
+
+def _choose_ensemble_size(
+    models: int, pretrained: int, oracles: Mapping[int, int], log: Log
+) -> int:
+    """N = min(models, pretrained, oracles // 2); clamping is announced, N < 2 refused."""
+    fewest = min(oracles, key=lambda z: oracles[z])
+    n = min(models, pretrained, oracles[fewest] // 2)
+    if n < 2:
+        raise EasyDUBImportError(
+            f"too few models to import: {pretrained} pretrained checkpoints and "
+            f"{oracles[fewest]} oracles for forget set {fewest}; expected at least 2 pretrained "
+            "and 4 oracles (two halves of 2)"
+        )
+    if n < models:
+        log(
+            f"pytest-unlearn: --models {models} clamped to {n}: the tree holds {pretrained} "
+            f"pretrained models and {oracles[fewest]} oracles for forget set {fewest} "
+            "(two halves of N each)"
+        )
+    return n
+
+
+def _resolve_forget_sets(
+    tree: _Tree, forget_ids: Sequence[int] | None, kinds: Mapping[int, str] | None
+) -> dict[int, ForgetSetKind]:
+    """The forget set ids to import, each with its kind (published default or ``kinds``)."""
+    directory = tree.forget_set(0).parent
+    if forget_ids is None:
+        if not directory.is_dir():
+            raise EasyDUBImportError(
+                f"{directory}: missing directory; expected forget_set_<id>.npy files"
+            )
+        found = (re.fullmatch(r"forget_set_(\d+)\.npy", p.name) for p in directory.iterdir())
+        forget_ids = sorted(int(m.group(1)) for m in found if m)
+        if not forget_ids:
+            raise EasyDUBImportError(
+                f"{directory}: no forget_set_<id>.npy files; expected EasyDUB's forget sets"
+            )
+    labels: dict[int, str] = {z: kind for z, (kind, _) in EASYDUB_FORGET_SETS.items()}
+    labels.update(kinds or {})
+    resolved: dict[int, ForgetSetKind] = {}
+    for z in sorted(dict.fromkeys(forget_ids)):
+        kind = labels.get(z)
+        if kind not in _KINDS:
+            raise EasyDUBImportError(
+                f"forget set {z}: kind {kind!r} is not one of {', '.join(_KINDS)}; label it "
+                f"with --kinds {z}=random or --kinds {z}=subpopulation"
+            )
+        resolved[z] = kind  # type: ignore[assignment]  # checked against _KINDS just above
+    return resolved
+
+
+def _prepare_out(out: Path) -> Path:
+    """The staging directory next to ``out``; refuses to replace something that is no store."""
+    is_store = (out / MANIFEST_NAME).is_file()
+    # An empty directory or a previous store may be replaced; anything else may be the user's.
+    if out.exists() and not is_store and (not out.is_dir() or any(out.iterdir())):
+        raise EasyDUBImportError(
+            f"{out}: exists and is not a store (no {MANIFEST_NAME}); refusing to replace it"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+
+
+def import_easydub(
+    source: Path | str,
+    out: Path | str,
+    *,
+    models: int = 100,
+    forget_ids: Sequence[int] | None = None,
+    kinds: Mapping[int, str] | None = None,
+    benchmark: CIFAR10ResNet9 | None = None,
+    log: Log = stderr_log,
+) -> Path:
+    """Convert the EasyDUB dataset at ``source`` into the store directory ``out``.
+
+    ``forget_ids`` picks EasyDUB forget sets (default: every ``forget_set_<id>.npy``);
+    ``kinds`` labels ids as ``"random"`` or ``"subpopulation"`` over the published defaults
+    (1-3 random, 4-10 subpopulation). ``models`` is N, clamped as the module docstring says.
+    Everything is written into a staging directory and renamed onto ``out`` at the end, so a
+    failed import leaves ``out`` as it was. Raises :class:`EasyDUBImportError` (one line,
+    naming the file) for a tree that is not EasyDUB's.
+
+    >>> import_easydub("EasyDUB-dataset", "stores/easydub", forget_ids=[1, 4])  # doctest: +SKIP
+    PosixPath('stores/easydub')
+    """
+    if models < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got {models}")
+    bench = benchmark if benchmark is not None else CIFAR10ResNet9()
+    tree, out = _Tree(Path(source)), Path(out)
+    if not tree.root.is_dir():
+        raise EasyDUBImportError(f"{tree.root}: not a directory; expected EasyDUB's dataset root")
+    n_train, n_val = bench.n_train, bench.n_validation
+    chosen = _resolve_forget_sets(tree, forget_ids, kinds)
+    forget = {z: _load_forget_indices(tree.forget_set(z), n_train) for z in chosen}
+    pretrained = _count_ids(tree.checkpoint_dir(), ".pt", "the pretrained ResNet-9 checkpoints")
+    oracles = {
+        z: _count_ids(tree.oracle_dir(z, "retain"), ".npy", f"oracle margins for forget set {z}")
+        for z in chosen
+    }
+    n = _choose_ensemble_size(models, pretrained, oracles, log)
+    log(
+        f"pytest-unlearn: importing EasyDUB {tree.root}: {n} pretrained, {n} + {n} oracles "
+        f"for forget sets {', '.join(map(str, chosen))}"
+    )
+
+    staging = _prepare_out(out)
+    try:
+        _import_pretrained(tree, bench, n, staging)
+        for z, indices in forget.items():
+            _import_forget_set(tree, z, indices, n, n_train, n_val, staging)
+            log(f"  forget set {z} ({chosen[z]}, {len(indices)} images): {2 * n} oracles")
+        manifest = build_manifest(
+            staging,
+            benchmark=bench.name,
+            fingerprint=bench.fingerprint(),
+            n_models=n,
+            recipe=asdict(bench.recipe),
+            forget_sets={forget_set_name(z): kind for z, kind in chosen.items()},
+        )
+        write_manifest(staging, manifest)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"pytest-unlearn: EasyDUB store written to {out}")
+    return out
+
+
+def _import_pretrained(tree: _Tree, bench: CIFAR10ResNet9, n: int, staging: Path) -> None:
+    """Pretrained ids 0..n-1: stacked weights, and margins over train then validation."""
+    with torch.random.fork_rng(devices=[]):
+        reference = bench.build_model().state_dict()
+    # Preallocated stacks, filled one checkpoint at a time: N = 100 ResNet-9s are ~0.9 GB of
+    # weights, and holding N state_dicts next to their stack would double that.
+    stacked = {k: torch.empty((n, *v.shape), dtype=v.dtype) for k, v in reference.items()}
+    rows = np.empty((n, bench.n_train + bench.n_validation), dtype=np.float32)
+    for i in range(n):
+        state = _load_checkpoint(tree.checkpoint(i), reference)
+        for key, stack in stacked.items():
+            stack[i] = state[key].to(stack.dtype)
+        rows[i, : bench.n_train] = _load_margins(
+            tree.pretrain_margins("retain", i), bench.n_train, "one per training image"
+        )
+        rows[i, bench.n_train :] = _load_margins(
+            tree.pretrain_margins("val", i), bench.n_validation, "one per test image"
+        )
+    _save(stacked, staging / "pretrained" / "weights.safetensors")
+    _save({"margins": torch.from_numpy(rows)}, staging / "pretrained" / "margins.safetensors")
+
+
+def _import_forget_set(
+    tree: _Tree, z: int, forget: np.ndarray, n: int, n_train: int, n_val: int, staging: Path
+) -> None:
+    """Oracle ids 0..2n-1 of forget set ``z`` as rows over every point, split in two halves."""
+    # EasyDUB's retain masking: the oracle "retain" file lists the training images outside Z
+    # in increasing index order, so its columns are exactly these positions.
+    retain = np.setdiff1d(np.arange(n_train), forget)
+    rows = np.empty((2 * n, n_train + n_val), dtype=np.float32)
+    for i in range(2 * n):
+        rows[i, retain] = _load_margins(
+            tree.oracle_margins(z, "retain", i), len(retain), f"training images outside set {z}"
+        )
+        rows[i, forget] = _load_margins(
+            tree.oracle_margins(z, "forget", i), len(forget), f"set {z}, in its file order"
+        )
+        rows[i, n_train:] = _load_margins(
+            tree.oracle_margins(z, "val", i), n_val, "one per test image"
+        )
+    name = forget_set_name(z)
+    halves = {"half_a": torch.from_numpy(rows[:n]), "half_b": torch.from_numpy(rows[n:])}
+    _save(halves, staging / "oracles" / f"{name}.safetensors")
+    _save({"indices": torch.from_numpy(forget)}, staging / "forget_sets" / f"{name}.safetensors")
