@@ -25,8 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(method: str, models: int, cache: Path, junit: Path) -> float:
     command = [
-        sys.executable, "-m", "pytest", f"--unlearn-method={method}", f"--unlearn-models={models}",
-        f"--unlearn-cache-dir={cache}", f"--junitxml={junit}", "-p", "no:cacheprovider", "-q",
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--unlearn-method={method}",
+        f"--unlearn-models={models}",
+        f"--unlearn-cache-dir={cache}",
+        f"--junitxml={junit}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
     ]
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -56,7 +64,10 @@ def main() -> None:
         second = run(args.method, args.models, cache, junit)
         rows = figures(junit)
     print(f"method: {args.method}  N={args.models}")
-    print(f"{'case':<32} {'P95':>7} {'floor':>7} {'null max':>8} {'do-nothing':>10} {'threshold':>9}  verdict")
+    print(
+        f"{'case':<32} {'P95':>7} {'floor':>7} {'null max':>8} {'do-nothing':>10} "
+        f"{'threshold':>9}  verdict"
+    )
     for row in rows:
         case = f"{row['benchmark']}-{row['forget_set']}-{row['split']}"
         print(

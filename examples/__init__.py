@@ -1,1 +1,4 @@
-"""Reference unlearning methods, each runnable as ``pytest --unlearn-method=examples.NAME:unlearn``."""
+"""Reference unlearning methods.
+
+Each runs as ``pytest --unlearn-method=examples.NAME:unlearn`` from the repository root.
+"""
