@@ -58,6 +58,7 @@ OPTIONS = (
         "http(s):// URL (its benchmark's ensembles come from there)",
     ),
     _Option("offline", "never touch the network: a --unlearn-store must already be cached"),
+    _Option("xfail-file", "a file of conformance test ids expected to fail ('ID: reason' lines)"),
     _Option(
         "timeout", "seconds one method call may take before it fails its tests (default: none)"
     ),
@@ -131,6 +132,11 @@ class Settings:
     store: str | None = None
     offline: bool = False
     timeout: float | None = None
+    xfail_file: Path | None = None
+
+    def source_of(self, config: pytest.Config, name: str) -> str:
+        """Where option ``name`` was set (flag, env variable, ini key), for messages."""
+        return _raw(config, name)[1]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -144,6 +150,7 @@ class Settings:
             store=_raw(config, "store")[0],
             offline=_offline(config),
             timeout=_timeout(config),
+            xfail_file=_path(config, "xfail-file"),
         )
 
 
@@ -162,15 +169,21 @@ def _models(config: pytest.Config) -> int:
     return models
 
 
-def _cache_dir(config: pytest.Config) -> Path:
-    raw, _ = _raw(config, "cache-dir")
+def _path(config: pytest.Config, name: str) -> Path | None:
+    """An option's path, relative ones taken from the directory pytest was started in."""
+    raw, _ = _raw(config, name)
     if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else config.invocation_params.dir / path
+
+
+def _cache_dir(config: pytest.Config) -> Path:
+    path = _path(config, "cache-dir")
+    if path is None:
         from .store import default_cache_dir
 
         return default_cache_dir()
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = config.invocation_params.dir / path
     return path
 
 

@@ -1,0 +1,189 @@
+"""The method contract, enforced per call: each violation fails only its own forget set's
+tests, with one message naming the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CACHE_MODELS, output, unlearn_args
+
+MODELS = 2  # the contract does not need verdicts: the smallest ensemble keeps these fast
+
+
+def _run(
+    pytester: pytest.Pytester, cache: Path, source: str, *args: str, models: int = MODELS
+) -> pytest.RunResult:
+    pytester.makepyfile(mymethod=source)
+    return pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", *unlearn_args(cache, models), *args
+    )
+
+
+def _failures(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith("FAILED")]
+
+
+MUTATES_AND_KEEPS = """
+import torch
+KEPT = []
+
+def unlearn(model, forget, retain, context):
+    for previous in KEPT:                      # tamper with every model handed out before
+        with torch.no_grad():
+            for p in previous.parameters():
+                p.fill_(1e3)
+    KEPT.append(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.0)
+    return model
+"""
+
+
+def test_mutating_kept_input_models_does_not_change_later_inputs(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    baseline = _run(pytester, unlearn_cache, "def unlearn(m, f, r, c):\n    return m\n")
+    tampering = _run(pytester, unlearn_cache, MUTATES_AND_KEEPS)
+    # Tampering with previously handed-out copies must not leak into the ensemble: the
+    # figures of both runs are identical.
+    assert _table_figures(baseline) == _table_figures(tampering)
+
+
+def _table_figures(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith("digits-mlp-")]
+
+
+def test_returning_a_model_with_other_parameters_fails_naming_them(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = (
+        "import torch\n"
+        "def unlearn(model, forget, retain, context):\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(64, 10))\n"
+    )
+    result = _run(pytester, unlearn_cache, source, "-k", "knn36-forget")
+    result.assert_outcomes(failed=1)
+    assert "parameters differ from the input model's" in output(result)
+    assert "missing ['2.bias', '2.weight']" in output(result)
+
+
+def test_returning_non_finite_weights_fails_naming_the_parameter(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = (
+        "import torch\n"
+        "def unlearn(model, forget, retain, context):\n"
+        "    with torch.no_grad():\n"
+        "        model[0].weight[0, 0] = float('nan')\n"
+        "    return model\n"
+    )
+    result = _run(pytester, unlearn_cache, source, "-k", "knn36-forget")
+    result.assert_outcomes(failed=1)
+    assert "parameter '0.weight' has 1 non-finite value(s)" in output(result)
+
+
+def test_returning_a_model_on_another_device_fails_naming_it(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = "def unlearn(model, forget, retain, context):\n    return model.to('meta')\n"
+    result = _run(pytester, unlearn_cache, source, "-k", "knn36-forget")
+    result.assert_outcomes(failed=1)
+    assert "is on meta, expected cpu" in output(result)
+
+
+def test_violation_fails_every_test_of_its_forget_set_only(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = (
+        "def unlearn(model, forget, retain, context):\n"
+        "    return None if context.forget_set == 'knn36' else model\n"
+    )
+    result = _run(pytester, unlearn_cache, source)
+    failed = _failures(result)
+    assert len(failed) == 3 and all("knn36" in line for line in failed)
+    assert output(result).count("the method returned NoneType") >= 3
+
+
+def test_hanging_method_times_out_and_the_run_goes_on(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = (
+        "import time\n"
+        "def unlearn(model, forget, retain, context):\n"
+        "    if context.forget_set == 'knn36':\n"
+        "        time.sleep(60)\n"
+        "    return model\n"
+    )
+    result = _run(pytester, unlearn_cache, source, "--unlearn-timeout=0.5")
+    failed = _failures(result)
+    assert len(failed) == 3 and all("knn36" in line for line in failed)
+    assert "did not return within 0.5 s (--unlearn-timeout)" in output(result)
+    assert "digits-mlp-random36-forget" in output(result)
+
+
+def test_method_seconds_and_retrain_seconds_are_recorded(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    source = (
+        "import time\n"
+        "def unlearn(model, forget, retain, context):\n"
+        "    time.sleep(0.05)\n"
+        "    return model\n"
+    )
+    pytester.makepyfile(mymethod=source)
+    reprec = pytester.inline_run(
+        "--unlearn-method=mymethod:unlearn",
+        *unlearn_args(unlearn_cache, MODELS),
+        "-k",
+        "knn36-forget",
+    )
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    figures = dict(report.user_properties)
+    assert figures["unlearn_method_seconds_per_model"] >= 0.05
+    assert figures["unlearn_retrain_seconds_per_model"] > 0
+    assert figures["unlearn_slower_than_retraining"] is (
+        figures["unlearn_method_seconds_per_model"] > figures["unlearn_retrain_seconds_per_model"]
+    )
+
+
+XFAIL_FILE = """
+# do-nothing keeps the subpopulation
+digits-mlp-knn36-forget: do-nothing cannot forget
+digits-mlp-random36-validation: listed although it passes
+"""
+
+
+def test_xfail_file_marks_listed_tests_strictly(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makefile(".txt", xfail=XFAIL_FILE)
+    result = _run(
+        pytester,
+        unlearn_cache,
+        "def unlearn(m, f, r, c):\n    return m\n",
+        "-k",
+        "knn36-forget or random36-validation",
+        "--unlearn-xfail-file=xfail.txt",
+        "-rxX",
+        models=CACHE_MODELS,  # where do-nothing fails knn36/forget
+    )
+    assert "XFAIL" in output(result) and "do-nothing cannot forget" in output(result)
+    # A listed test that passes is a failure: the list cannot silently rot.
+    assert "[XPASS(strict)] listed although it passes" in output(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_xfail_file_with_an_unknown_id_is_a_usage_error(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makefile(".txt", xfail="digits-mlp-knn63-forget: typo\n")
+    result = _run(
+        pytester,
+        unlearn_cache,
+        "def unlearn(m, f, r, c):\n    return m\n",
+        "--unlearn-xfail-file=xfail.txt",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "digits-mlp-knn63-forget" in output(result)
