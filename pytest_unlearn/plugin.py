@@ -8,6 +8,7 @@ summary table.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,12 +36,29 @@ def pytest_unlearn_method(config: pytest.Config) -> Callable | None:
     return load_method(spec, config.invocation_params.dir, origin)
 
 
+@pytest.hookimpl(optionalhook=True, trylast=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` = one worker per GPU, when a method is set and GPUs exist.
+
+    xdist asks before ``pytest_configure``, so only the option/env/ini form of the method
+    counts here; a run that stays inert keeps xdist's own default.
+    """
+    if method_spec(config)[0] is None:
+        return None
+    from .workers import auto_workers
+
+    return auto_workers()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     method = config.hook.pytest_unlearn_method(config=config)
     if method is None:
         return
     check_method(method, "the pytest_unlearn_method hook's result")
     settings = Settings.from_config(config)
+    from .workers import configure_worker
+
+    settings = dataclasses.replace(settings, device=configure_worker(config, settings.device))
 
     from pytest_unlearn import conformance
     from pytest_unlearn.fixtures import conformance_fixtures

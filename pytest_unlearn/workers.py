@@ -1,0 +1,70 @@
+"""Parallel runs with pytest-xdist: one GPU per worker, a fair share of CPU threads.
+
+Worker ``gwK`` of ``W`` gets GPU ``K mod G`` of the ``G`` GPUs it can see (``-n auto`` starts one
+worker per GPU, so each has its own); on the CPU each worker gets ``cores // W`` torch threads, so
+``-n 2`` on two cores does not run four threads fighting over them. ``CUDA_VISIBLE_DEVICES`` is
+respected: torch numbers the visible GPUs from 0, and so do we.
+
+Limitations: a worker's GPU is fixed for the whole run (no rebalancing by memory); with more
+workers than GPUs, workers share GPUs round-robin.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+
+def worker_index(config: pytest.Config) -> int | None:
+    """This process's xdist worker number (``gw3`` -> 3), or None on the controller."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    return int(str(workerinput["workerid"]).removeprefix("gw"))
+
+
+def worker_count(config: pytest.Config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def assign_device(requested: torch.device, index: int | None, gpu_count: int) -> torch.device:
+    """The device worker ``index`` uses when ``requested`` was asked for.
+
+    An explicit index (``cuda:1``) is kept; a bare ``cuda`` is spread round-robin.
+
+    >>> assign_device(torch.device("cuda"), 3, 2)
+    device(type='cuda', index=1)
+    >>> assign_device(torch.device("cpu"), 3, 2)
+    device(type='cpu')
+    """
+    if requested.type != "cuda" or requested.index is not None or index is None or gpu_count < 1:
+        return requested
+    return torch.device("cuda", index % gpu_count)
+
+
+def cpu_threads(cores: int, workers: int) -> int:
+    """Torch threads per worker so that the workers together use the cores once.
+
+    >>> cpu_threads(2, 2), cpu_threads(16, 3), cpu_threads(2, 4)
+    (1, 5, 1)
+    """
+    return max(1, cores // max(1, workers))
+
+
+def configure_worker(config: pytest.Config, device: torch.device) -> torch.device:
+    """Pin this worker (no-op outside xdist workers); returns the device it should use."""
+    index = worker_index(config)
+    if index is None:
+        return device
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(os.cpu_count() or 1, worker_count(config)))
+    return assign_device(device, index, torch.cuda.device_count())
+
+
+def auto_workers() -> int | None:
+    """Workers for ``-n auto``: the number of visible GPUs, or None (xdist's CPU default)."""
+    gpus = torch.cuda.device_count()
+    return gpus if gpus > 0 else None
