@@ -68,7 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[EVALUATOR_KEY] = Evaluator(settings, method, log=progress_writer(config))
     config.pluginmanager.register(conformance_fixtures, "unlearn-fixtures")
-    config.addinivalue_line("markers", "unlearn: a pytest-unlearn conformance test")
+    for marker in (
+        "unlearn: a pytest-unlearn conformance test",
+        "sequential: a conformance test after one of several sequential deletion requests",
+        "slow: a conformance test of a benchmark that takes minutes",
+        "gpu: a conformance test of a benchmark that needs a GPU to be practical",
+        "certified: a check of a method's certified-unlearning claim",
+    ):
+        config.addinivalue_line("markers", marker)
     # Declared here too so runs without pytest-xdist don't warn about the grouping marker.
     config.addinivalue_line("markers", "xdist_group(name): keep tests on one xdist worker")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)

@@ -17,6 +17,9 @@ import torch
 from .benchmarks import available_benchmarks
 
 DEFAULT_MODELS = 100
+#: ``--unlearn-profile=quick``: the ensemble size and forget-set kinds a PR gate runs.
+QUICK_MODELS = 50
+PROFILES = ("full", "quick")
 #: The embedded default benchmark: the one a plain run evaluates (`all` selects every one).
 DEFAULT_BENCHMARKS = ("digits-mlp",)
 
@@ -45,7 +48,15 @@ class _Option:
 
 OPTIONS = (
     _Option("method", "the unlearning method to evaluate, as MODULE:FUNCTION"),
-    _Option("models", f"ensemble size used (default {DEFAULT_MODELS})"),
+    _Option(
+        "models",
+        f"ensemble size used (default {DEFAULT_MODELS}; {QUICK_MODELS} with the quick profile)",
+    ),
+    _Option(
+        "profile",
+        "full (default): every forget set at the full ensemble size; quick: subpopulation and "
+        f"sequential forget sets only, N={QUICK_MODELS}, for gating pull requests",
+    ),
     _Option("cache-dir", "where built ensembles are cached (default: the user cache dir)"),
     _Option("device", "torch device for the method and evaluation (default: cuda if available)"),
     _Option(
@@ -133,6 +144,7 @@ class Settings:
     offline: bool = False
     timeout: float | None = None
     xfail_file: Path | None = None
+    profile: str = "full"
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -141,9 +153,10 @@ class Settings:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         """Resolve every option; a bad value raises ``pytest.UsageError`` naming its source."""
+        profile = _profile(config)
         return cls(
             method=method_spec(config)[0],
-            models=_models(config),
+            models=_models(config, QUICK_MODELS if profile == "quick" else DEFAULT_MODELS),
             cache_dir=_cache_dir(config),
             device=_device(config),
             benchmarks=_benchmarks(config),
@@ -151,13 +164,23 @@ class Settings:
             offline=_offline(config),
             timeout=_timeout(config),
             xfail_file=_path(config, "xfail-file"),
+            profile=profile,
         )
 
 
-def _models(config: pytest.Config) -> int:
+def _profile(config: pytest.Config) -> str:
+    raw, source = _raw(config, "profile")
+    if raw is None:
+        return "full"
+    if raw not in PROFILES:
+        raise pytest.UsageError(f"{source}: unknown profile {raw!r} (known: {', '.join(PROFILES)})")
+    return raw
+
+
+def _models(config: pytest.Config, default: int) -> int:
     raw, source = _raw(config, "models")
     if raw is None:
-        return DEFAULT_MODELS
+        return default
     try:
         models = int(raw)
     except ValueError:

@@ -22,6 +22,8 @@ from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 _SPLIT_SEED = 20261127
 _RANDOM_FORGET_SEED = 36
 _FORGET_SIZE = 36
+_REQUESTS = 3
+_REQUEST_SIZE = 12
 _HIDDEN = 128
 
 
@@ -83,6 +85,38 @@ class DigitsMLP(Benchmark):
                 kind="random",
                 indices=tuple(sorted(random.tolist())),
                 description=f"{_FORGET_SIZE} training images drawn uniformly at random",
+            ),
+            self._sequential(exclude=nearest),
+        )
+
+    def _sequential(self, exclude: torch.Tensor) -> ForgetSet:
+        """``seq3x12``: three deletion requests of 12 images each, arriving one after another.
+
+        The 36 training images nearest to the most atypical training image of another class
+        than knn36's anchor (and outside knn36), nearest first: each request deletes the next
+        ring of the neighbourhood, so every request still removes something the rest of the
+        data does not explain.
+        """
+        data = self._data
+        train = data.train_indices
+        train = train[~torch.isin(train, exclude)]
+        excluded_class = data.targets[exclude[0]]
+        candidates = train[data.targets[train] != excluded_class]
+        anchor = candidates[_most_atypical(data.inputs[candidates], data.targets[candidates])]
+        distances = (data.inputs[train] - data.inputs[anchor]).square().sum(dim=1)
+        nearest = train[torch.sort(distances, stable=True).indices[: _REQUESTS * _REQUEST_SIZE]]
+        requests = tuple(
+            tuple(sorted(nearest[k * _REQUEST_SIZE : (k + 1) * _REQUEST_SIZE].tolist()))
+            for k in range(_REQUESTS)
+        )
+        return ForgetSet(
+            name=f"seq{_REQUESTS}x{_REQUEST_SIZE}",
+            kind="subpopulation",
+            indices=tuple(sorted(nearest.tolist())),
+            requests=requests,
+            description=(
+                f"{_REQUESTS} sequential requests of {_REQUEST_SIZE} images: the neighbourhood "
+                f"of image {int(anchor)}, nearest first"
             ),
         )
 

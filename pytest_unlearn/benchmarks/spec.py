@@ -115,6 +115,10 @@ class Benchmark(ABC):
     recipe: TrainingRecipe
     #: Bumped by hand when the code behind the recipe changes in a way the fields don't show.
     version: int = 1
+    #: Marks its tests ``slow`` (deselect with ``-m "not slow"``): minutes to build or run.
+    slow: bool = False
+    #: Marks its tests ``gpu``: not practical on a CPU.
+    gpu: bool = False
 
     @abstractmethod
     def load_data(self) -> Dataset:
