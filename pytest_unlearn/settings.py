@@ -69,6 +69,7 @@ OPTIONS = (
         "http(s):// URL (its benchmark's ensembles come from there)",
     ),
     _Option("offline", "never touch the network: a --unlearn-store must already be cached"),
+    _Option("seed", "salt for the seeds methods receive: rerun with fresh randomness (default 0)"),
     _Option("xfail-file", "a file of conformance test ids expected to fail ('ID: reason' lines)"),
     _Option(
         "timeout", "seconds one method call may take before it fails its tests (default: none)"
@@ -145,6 +146,7 @@ class Settings:
     timeout: float | None = None
     xfail_file: Path | None = None
     profile: str = "full"
+    seed: int = 0
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -165,6 +167,7 @@ class Settings:
             timeout=_timeout(config),
             xfail_file=_path(config, "xfail-file"),
             profile=profile,
+            seed=_seed(config),
         )
 
 
@@ -269,3 +272,13 @@ def _timeout(config: pytest.Config) -> float | None:
     if not seconds > 0:
         raise pytest.UsageError(f"{source}: the timeout must be positive, got {raw!r}")
     return seconds
+
+
+def _seed(config: pytest.Config) -> int:
+    raw, source = _raw(config, "seed")
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected an integer seed, got {raw!r}") from None

@@ -2,17 +2,21 @@
 
 >>> from pytest_unlearn.benchmarks import available_benchmarks, get_benchmark
 >>> available_benchmarks()
-('digits-mlp',)
+('digits-logreg', 'digits-mlp', 'mnist1d-cnn')
 >>> get_benchmark("digits-mlp").recipe.epochs
 40
 """
 
 from __future__ import annotations
 
+from .digits_logreg import DigitsLogReg
 from .digits_mlp import DigitsMLP
+from .mnist1d_cnn import Mnist1dCNN
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
-_REGISTRY: dict[str, Benchmark] = {bench.name: bench for bench in (DigitsMLP(),)}
+_REGISTRY: dict[str, Benchmark] = {
+    bench.name: bench for bench in (DigitsMLP(), DigitsLogReg(), Mnist1dCNN())
+}
 
 
 def available_benchmarks() -> tuple[str, ...]:

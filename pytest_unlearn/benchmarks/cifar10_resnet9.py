@@ -36,6 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -266,6 +267,9 @@ class CIFAR10ResNet9(Benchmark):
     version = 1
     #: Read by whoever builds stores: this benchmark's ensembles can only be imported.
     buildable: ClassVar[bool] = False
+    # Every method run pushes 60,000 CIFAR-10 images through N ResNet-9s: GPU work, and slow.
+    slow = True
+    gpu = True
     #: Points of the data set: CIFAR-10's training images, then its test images (EasyDUB's
     #: validation split), each in the published order.
     n_train: ClassVar[int] = 50_000
@@ -310,11 +314,16 @@ class CIFAR10ResNet9(Benchmark):
             path = store / "forget_sets" / f"{forget_name}.safetensors"
             try:
                 indices = load_file(str(path))["indices"]
-            except (OSError, KeyError, RuntimeError) as error:
-                # safetensors reports a missing or corrupt file as OSError or RuntimeError.
+            except (OSError, KeyError, SafetensorError) as error:
                 raise StoreError(
                     f"{path}: cannot read the forget set's 'indices' ({error})"
                 ) from None
+            integer = indices.ndim == 1 and len(indices) > 0 and not indices.is_floating_point()
+            if not integer or indices.min() < 0 or indices.max() >= self.n_train:
+                raise StoreError(
+                    f"{path}: 'indices' must be a non-empty 1-D integer tensor of training "
+                    f"points (0..{self.n_train - 1})"
+                )
             match = _NAME_PATTERN.fullmatch(forget_name)
             published = EASYDUB_FORGET_SETS.get(int(match.group(1))) if match else None
             described = published[1] if published else "imported forget set"

@@ -149,6 +149,7 @@ class Evaluator:
                     forget_set,
                     self.settings.device,
                     timeout=self.settings.timeout,
+                    seed=self.settings.seed,
                     log=self._log,
                 )
             except Exception as error:

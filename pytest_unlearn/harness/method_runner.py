@@ -76,6 +76,7 @@ def run_method(
     device: torch.device,
     *,
     timeout: float | None = None,
+    seed: int = 0,
     log: Log | None = None,
 ) -> MethodRun:
     """Call ``method`` on every ensemble member (and request) and return the margins.
@@ -102,7 +103,7 @@ def run_method(
             forget, retain = splits[k]
             context = UnlearnContext(
                 device=device,
-                seed=model_seed("method", benchmark.name, forget_set, k, index),
+                seed=model_seed("method", seed, benchmark.name, forget_set, k, index),
                 model_index=index,
                 request_index=k - 1,
                 recipe=benchmark.recipe,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,14 +150,26 @@ def write_atomically(path: Path, text: str) -> None:
     >>> write_atomically(Path("out/report.json"), "{}")  # doctest: +SKIP
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = temporary_sibling(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        with temporary.open("x", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` for an atomic write.
+
+    Not ``tempfile.mkstemp``: its files are private (0600), and a report should get the
+    permissions the user's umask gives any other file.
+
+    >>> temporary_sibling(Path("out/unlearn.json")).name  # doctest: +SKIP
+    '.unlearn.json.12345.9f2c4e1a.tmp'
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .json_report import temporary_sibling
 from .records import CaseRecord, RecordCollector
 
 #: Panel order: the case's own splits first, in the order the conformance ids list them.
@@ -34,10 +34,11 @@ _SERIES = (
     ("floor", "noise floor (oracle B)", "tab:green"),
 )
 #: Without per-point values: (figure, label, colour) of the P95s drawn as dots at 0.95.
+#: The method last and as a cross, so it stays visible when it equals do-nothing's dot.
 _P95_MARKERS = (
-    ("p95", "method P95", "tab:blue"),
-    ("do_nothing", "do-nothing P95", "tab:red"),
-    ("floor", "noise floor P95", "tab:green"),
+    ("do_nothing", "do-nothing P95", "tab:red", "o"),
+    ("floor", "noise floor P95", "tab:green", "o"),
+    ("p95", "method P95", "tab:blue", "X"),
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -98,21 +99,21 @@ def _draw_panel(axes: Any, record: CaseRecord) -> None:
             axes.step(values, fractions, where="post", color=colour, label=label)
     else:
         # Without per-point values the P95 figures still say where each curve crosses 0.95.
-        for key, label, colour in _P95_MARKERS:
+        for key, label, colour, marker in _P95_MARKERS:
             value = _number(figures.get(key))
             if value is not None:
-                axes.plot([value], [0.95], "o", color=colour, label=label)
+                axes.plot([value], [0.95], marker, color=colour, label=label, markersize=8)
         axes.text(
-            0.98,
-            0.05,
+            0.03,
+            0.5,
             "per-point values not recorded" if figures.get("p95") is not None else record.outcome,
             transform=axes.transAxes,
-            ha="right",
+            ha="left",
             fontsize=8,
             color="gray",
         )
     if threshold is not None:
-        axes.axvline(threshold, color="black", linestyle="--", label="threshold (max P95)")
+        axes.axvline(threshold, color="black", linestyle="--", label="P95 threshold")
     axes.axhline(0.95, color="gray", linestyle=":", linewidth=1)
     p95 = _number(figures.get("p95"))
     verdict = figures.get("verdict") or record.outcome.upper()
@@ -120,8 +121,8 @@ def _draw_panel(axes: Any, record: CaseRecord) -> None:
         verdict += ", do-nothing indistinguishable"
     summary = f"P95 {p95:.3f}" if p95 is not None else "no P95"
     if threshold is not None:
-        summary += f" vs {threshold:.3f}"
-    axes.set_title(f"{figures.get('split', '?')}: {summary} ({verdict})", fontsize=9)
+        summary += f", threshold {threshold:.3f}"
+    axes.set_title(f"{figures.get('split', '?')}: {summary}\n{verdict}", fontsize=9)
     axes.set_xlabel("per-point KLoM vs oracle A")
     axes.set_ylim(0, 1.02)
 
@@ -136,13 +137,16 @@ def render_group(key: GroupKey, records: Sequence[CaseRecord], sequential: bool)
     from matplotlib.figure import Figure
 
     benchmark, forget_set, request = key
-    figure = Figure(figsize=(4.2 * len(records), 3.6), layout="constrained")
+    figure = Figure(figsize=(4.2 * len(records), 3.9), layout="constrained")
     FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg whatever the default
     axes_row = figure.subplots(1, len(records), squeeze=False, sharey=True)[0]
     for axes, record in zip(axes_row, records, strict=True):
         _draw_panel(axes, record)
     axes_row[0].set_ylabel("fraction of points <= x")
-    axes_row[0].legend(fontsize=7, loc="center right")
+    # One legend for the figure, below the panels: inside a panel it would hide some curve.
+    handles, labels = axes_row[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8)
     n_models = records[0].figures.get("n_models")
     failed = [r.figures.get("split", r.test_id) for r in records if r.outcome != "passed"]
     title = f"{benchmark} / {forget_set}"
@@ -157,13 +161,12 @@ def render_group(key: GroupKey, records: Sequence[CaseRecord], sequential: bool)
 
 def _save_png(figure: Any, path: Path) -> None:
     """Save through a temporary file and a rename: no half-written PNG is ever visible."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = temporary_sibling(path)
     try:
         figure.savefig(temporary, format="png", dpi=100)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -129,7 +129,16 @@ class CaseRecord:
 
     @property
     def sequential(self) -> bool:
-        return "request" in self.figures
+        """Whether the case belongs to a sequential schedule: an explicit ``unlearn_sequential``
+        property if recorded, else the public id format (``<benchmark>-<forget set>-req<k>-``);
+        not the mere presence of ``unlearn_request``, which every case records (request 1)."""
+        explicit = self.figures.get("sequential")
+        if isinstance(explicit, bool):
+            return explicit
+        benchmark, forget_set = self.figures.get("benchmark"), self.figures.get("forget_set")
+        if benchmark is None or forget_set is None:
+            return "-req" in self.test_id
+        return self.test_id.startswith(f"{benchmark}-{forget_set}-req{self.request}-")
 
     @property
     def points(self) -> dict[str, list[float]] | None:

@@ -41,8 +41,9 @@ import torch
 from safetensors.torch import save_file
 
 from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, forget_set_name
-from ..benchmarks.spec import ForgetSetKind
+from ..benchmarks.spec import ForgetSet, ForgetSetKind
 from .builder import Log, stderr_log
+from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import MANIFEST_NAME, StoreError, build_manifest, write_manifest
 
 #: EasyDUB names every released file after the last epoch (24 epochs, counted from 0).
@@ -342,8 +343,8 @@ def _import_pretrained(tree: _Tree, bench: CIFAR10ResNet9, n: int, staging: Path
         rows[i, bench.n_train :] = _load_margins(
             tree.pretrain_margins("val", i), bench.n_validation, "one per test image"
         )
-    _save(stacked, staging / "pretrained" / "weights.safetensors")
-    _save({"margins": torch.from_numpy(rows)}, staging / "pretrained" / "margins.safetensors")
+    _save(stacked, staging / PRETRAINED_WEIGHTS)
+    _save({"margins": torch.from_numpy(rows)}, staging / PRETRAINED_MARGINS)
 
 
 def _import_forget_set(
@@ -364,7 +365,11 @@ def _import_forget_set(
         rows[i, n_train:] = _load_margins(
             tree.oracle_margins(z, "val", i), n_val, "one per test image"
         )
-    name = forget_set_name(z)
+    # EasyDUB's forget sets are single requests (no sequential schedules); the kind does not
+    # affect where files go, so any label will do for the layout functions.
+    forget_set = ForgetSet(forget_set_name(z), "random", tuple(forget.tolist()))
     halves = {"half_a": torch.from_numpy(rows[:n]), "half_b": torch.from_numpy(rows[n:])}
-    _save(halves, staging / "oracles" / f"{name}.safetensors")
-    _save({"indices": torch.from_numpy(forget)}, staging / "forget_sets" / f"{name}.safetensors")
+    _save(halves, staging / oracle_file(forget_set, 1))
+    # Two tensors, not one shared: safetensors refuses to save aliased storage.
+    indices = {"indices": torch.from_numpy(forget), "request_1": torch.from_numpy(forget.copy())}
+    _save(indices, staging / forget_set_file(forget_set))

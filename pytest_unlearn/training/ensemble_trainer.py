@@ -33,6 +33,22 @@ def model_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") >> 1
 
 
+def order_generator(seed: int) -> torch.Generator:
+    """The generator behind member ``seed``'s data order: every epoch it draws one
+    ``perm = torch.randperm(len(train_indices), generator=...)``, and the epoch's minibatches
+    are consecutive ``batch_size`` slices of ``train_indices[perm]`` (the last may be short).
+
+    Public so that a per-model reference loop (tests, ``benchmarks/bench_build.py``) can
+    reproduce a member exactly:
+
+    >>> a, b = order_generator(7), order_generator(7)
+    >>> torch.equal(torch.randperm(10, generator=a), torch.randperm(10, generator=b))
+    True
+    """
+    # XOR with a constant keeps the order stream distinct from the init stream (same seed).
+    return torch.Generator().manual_seed(seed ^ 0x5EED)
+
+
 def _init_members(build_model: Callable[[], nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
     members = []
     with torch.random.fork_rng(devices=[]):
@@ -70,7 +86,7 @@ def train_ensemble(
     skeleton = copy.deepcopy(members[0]).to("meta")
     inputs, targets = inputs.to(device), targets.to(device)
     train_indices = train_indices.to(device)
-    order_generators = [torch.Generator().manual_seed(seed ^ 0x5EED) for seed in seeds]
+    order_generators = [order_generator(seed) for seed in seeds]
 
     def member_logits(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(skeleton, (p, b), (x,))
