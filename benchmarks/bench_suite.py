@@ -1,0 +1,42 @@
+"""Wall time of the suite at ``-n 0`` and ``-n 2`` (pytest-xdist), same method, same cache.
+
+    python benchmarks/bench_suite.py [--method examples.retrain:unlearn] [--models 50]
+
+The ensembles are built first (untimed), so both timed runs measure evaluation only. Also
+checks that both runs give the same ids and verdicts. Last line: ``xdist_speedup: <ratio>``
+(target >= 1.6 on the 2-CPU machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from suite_runs import run_suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="examples.retrain:unlearn")
+    parser.add_argument("--models", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        options = [f"--unlearn-models={args.models}", f"--unlearn-cache-dir={Path(tmp) / 'c'}"]
+        run_suite("examples.do_nothing:unlearn", *options, junit=Path(tmp) / "warm.xml")
+        serial = run_suite(args.method, *options, junit=Path(tmp) / "n0.xml")
+        parallel = run_suite(
+            args.method, *options, "-n", "2", "--dist", "loadgroup", junit=Path(tmp) / "n2.xml"
+        )
+    same = [(r["case"], r["verdict"], r["p95"]) for r in serial.records] == [
+        (r["case"], r["verdict"], r["p95"]) for r in parallel.records
+    ]
+    print(f"method: {args.method}  N={args.models}  tests: {len(serial.records)}")
+    print(f"n0_seconds: {serial.seconds:.1f}")
+    print(f"n2_seconds: {parallel.seconds:.1f}")
+    print(f"same_ids_verdicts_and_figures: {same}")
+    print(f"xdist_speedup: {serial.seconds / parallel.seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()
