@@ -38,7 +38,11 @@ def _build(args: argparse.Namespace) -> int:
     if args.models < 2:
         print(f"error: --models must be at least 2, got {args.models}", file=sys.stderr)
         return 2
-    out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
+    try:
+        out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"store written to {out}")
     return 0
 

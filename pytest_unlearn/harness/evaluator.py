@@ -134,6 +134,9 @@ class Evaluator:
                 log=self._log,
             )
             if read_manifest(local).benchmark == bench.name:
+                bind_store = getattr(bench, "bind_store", None)
+                if bind_store is not None:  # imported benchmarks take their forget sets from it
+                    bind_store(local)
                 return read_ensembles(bench, local, settings.models)
         return load_or_build(
             bench, settings.models, settings.cache_dir, device=settings.device, log=self._log

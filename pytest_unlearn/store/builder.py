@@ -30,7 +30,7 @@ from ..benchmarks.spec import Benchmark
 from ..metric import margins
 from ..training import ensemble_logits, model_seed, train_ensemble
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
-from .manifest import build_manifest, write_manifest
+from .manifest import StoreError, build_manifest, write_manifest
 
 Log = Callable[[str], None]
 
@@ -62,6 +62,11 @@ def build_store(
     """
     if n_models < 2:
         raise ValueError(f"an ensemble needs at least 2 models, got {n_models}")
+    if not getattr(benchmark, "buildable", True):
+        raise StoreError(
+            f"{benchmark.name} cannot be built locally: import its published ensembles "
+            "(python -m pytest_unlearn import-easydub) and pass --unlearn-store"
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = benchmark.load_data()

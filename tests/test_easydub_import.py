@@ -1,0 +1,380 @@
+"""``import-easydub``: EasyDUB's published tree becomes a verified ``cifar10-resnet9`` store.
+
+Every test builds a miniature EasyDUB tree in exactly the published layout (see
+``pytest_unlearn/store/easydub_import.py``): 6 pretrained models, 8 oracles per forget set,
+50 training and 20 validation points, two forget sets, and ResNet-9 checkpoints with EasyDUB's
+state_dict keys but tiny widths. Margins encode (forget set, model id, point), so a value in
+the store tells exactly which file and position it came from.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pytest_unlearn.benchmarks.cifar10_resnet9 import (
+    CIFAR10_NPZ_ENV,
+    CIFAR10ResNet9,
+    CIFAR10Unavailable,
+    NotBuildable,
+    resnet9,
+)
+from pytest_unlearn.store import read_ensembles
+from pytest_unlearn.store.easydub_import import EasyDUBImportError, import_easydub
+from pytest_unlearn.store.manifest import read_manifest, verify_directory
+
+N_PRETRAINED = 6
+N_ORACLES = 8
+N_TRAIN = 50
+N_VAL = 20
+# Unsorted on purpose: the forget file's order is the order of the oracle "forget" margins.
+FORGET_SETS = {1: [7, 3, 41], 4: [12, 30, 2, 11, 10]}
+
+
+class TinyEasyDUB(CIFAR10ResNet9):
+    """The cifar10-resnet9 definition at miniature size: same keys, tiny widths and splits."""
+
+    name = "cifar10-resnet9-tiny"
+    n_train = N_TRAIN
+    n_validation = N_VAL
+    widths = (2, 4, 4, 2)
+
+
+def oracle_value(z: int, model: int, point: np.ndarray) -> np.ndarray:
+    """What the miniature tree stores as oracle ``model``'s margins on ``point`` (set ``z``)."""
+    return 100_000.0 * z + 1_000.0 * model + point
+
+
+def pretrain_value(model: int, point: np.ndarray) -> np.ndarray:
+    return 1_000.0 * model + point
+
+
+def _save_npy(path: Path, values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, values)
+
+
+def write_easydub_tree(
+    root: Path,
+    *,
+    n_train: int = N_TRAIN,
+    n_val: int = N_VAL,
+    n_pretrained: int = N_PRETRAINED,
+    n_oracles: int = N_ORACLES,
+    forget_sets: dict[int, list[int]] | None = None,
+    build_model: Callable[[], torch.nn.Module] | None = None,
+) -> Path:
+    """Write an EasyDUB dataset tree, in the published layout, under ``root``."""
+    forget_sets = FORGET_SETS if forget_sets is None else forget_sets
+    build_model = build_model or TinyEasyDUB().build_model
+    margins = root / "margins" / "cifar10"
+    suffix = "epoch_23"
+    for z, indices in forget_sets.items():
+        _save_npy(root / "forget_sets" / "cifar10" / f"forget_set_{z}.npy", np.array(indices))
+        retain = np.setdiff1d(np.arange(n_train), indices)
+        for i in range(n_oracles):
+            base = margins / "oracle" / f"forget_{z}"
+            for split, points in (
+                ("retain", retain),
+                ("forget", np.array(indices)),
+                ("val", np.arange(n_train, n_train + n_val)),
+            ):
+                values = oracle_value(z, i, points).astype(np.float32)
+                _save_npy(base / split / "resnet9" / f"id_{i}_{suffix}.npy", values)
+    for i in range(n_pretrained):
+        train = pretrain_value(i, np.arange(n_train)).astype(np.float32)
+        val = pretrain_value(i, np.arange(n_train, n_train + n_val)).astype(np.float32)
+        _save_npy(margins / "pretrain" / "retain" / "resnet9" / f"id_{i}_{suffix}.npy", train)
+        _save_npy(margins / "pretrain" / "val" / "resnet9" / f"id_{i}_{suffix}.npy", val)
+        for z, indices in forget_sets.items():
+            # Published but redundant (the train margins at the forget indices); not read.
+            path = margins / "pretrain" / f"forget_{z}" / "resnet9" / f"id_{i}_{suffix}.npy"
+            _save_npy(path, train[indices])
+        torch.manual_seed(i)
+        model = build_model()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                # Non-trivial running statistics, so the buffers are checked too.
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+                module.num_batches_tracked.fill_(i + 1)
+        checkpoint = root / "models" / "cifar10" / "pretrain" / "resnet9" / f"id_{i}_{suffix}.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), checkpoint)
+    return root
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_easydub_tree(tmp_path / "EasyDUB-dataset")
+
+
+def _import(tree: Path, out: Path, models: int = 3, **kwargs) -> tuple[Path, list[str]]:
+    messages: list[str] = []
+    store = import_easydub(
+        tree, out, models=models, benchmark=TinyEasyDUB(), log=messages.append, **kwargs
+    )
+    return store, messages
+
+
+@pytest.fixture
+def store(tree: Path, tmp_path: Path) -> Path:
+    return _import(tree, tmp_path / "store")[0]
+
+
+def test_imported_store_verifies_against_its_manifest(store: Path) -> None:
+    assert verify_directory(store) == []
+    manifest = read_manifest(store)
+    assert (manifest.benchmark, manifest.n_models) == ("cifar10-resnet9-tiny", 3)
+    assert manifest.fingerprint == TinyEasyDUB().fingerprint()
+
+
+def test_oracle_halves_are_the_first_n_and_next_n_oracles(store: Path) -> None:
+    points = np.arange(N_TRAIN + N_VAL)
+    for z in FORGET_SETS:
+        halves = load_file(str(store / "oracles" / f"set{z}.safetensors"))
+        for half, first_id in (("half_a", 0), ("half_b", 3)):
+            expected = np.stack([oracle_value(z, first_id + m, points) for m in range(3)])
+            np.testing.assert_array_equal(halves[half].numpy(), expected)
+
+
+def test_forget_indices_are_preserved_in_file_order(store: Path) -> None:
+    for z, indices in FORGET_SETS.items():
+        stored = load_file(str(store / "forget_sets" / f"set{z}.safetensors"))
+        assert stored["indices"].dtype == torch.int64
+        assert stored["indices"].tolist() == indices
+        assert stored["request_1"].tolist() == indices  # one request: EasyDUB is not sequential
+
+
+def test_pretrained_weights_stack_the_checkpoints_in_id_order(tree: Path, store: Path) -> None:
+    stacked = load_file(str(store / "pretrained" / "weights.safetensors"))
+    checkpoints = [
+        torch.load(
+            tree / "models" / "cifar10" / "pretrain" / "resnet9" / f"id_{i}_epoch_23.pt",
+            weights_only=True,
+        )
+        for i in range(3)
+    ]
+    assert set(stacked) == set(checkpoints[0])
+    for key, stack in stacked.items():
+        torch.testing.assert_close(stack, torch.stack([c[key] for c in checkpoints]))
+
+
+def test_pretrained_margins_are_train_then_validation_points(store: Path) -> None:
+    margins = load_file(str(store / "pretrained" / "margins.safetensors"))["margins"]
+    points = np.arange(N_TRAIN + N_VAL)
+    expected = np.stack([pretrain_value(i, points) for i in range(3)])
+    np.testing.assert_array_equal(margins.numpy(), expected)
+
+
+def test_retain_columns_hold_easydubs_masked_retain_margins(tree: Path, store: Path) -> None:
+    """Our evaluation's retain split (train minus forget) selects exactly EasyDUB's oracle
+    "retain" files, and the forget split exactly its "forget" files."""
+    bench = TinyEasyDUB.from_store(store)
+    for z in FORGET_SETS:
+        forget = torch.tensor(bench.forget_set(f"set{z}").indices)
+        train = torch.arange(N_TRAIN)
+        retain = train[~torch.isin(train, forget)]  # as the evaluator computes it
+        half_a = load_file(str(store / "oracles" / f"set{z}.safetensors"))["half_a"]
+        oracle_dir = tree / "margins" / "cifar10" / "oracle" / f"forget_{z}"
+        for split, columns in (("retain", retain), ("forget", forget)):
+            published = np.stack(
+                [np.load(oracle_dir / split / "resnet9" / f"id_{i}_epoch_23.npy") for i in range(3)]
+            )
+            np.testing.assert_array_equal(half_a[:, columns].numpy(), published)
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling this calls ``open(marker, "w")``: a stand-in for any code a pickle may run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickled_object_checkpoint_is_refused_without_running_it(
+    tree: Path, tmp_path: Path
+) -> None:
+    # Control: the payload is live, full unpickling does run it.
+    control = tmp_path / "control-ran"
+    torch.save(_RunsCodeWhenUnpickled(control), tmp_path / "control.pt")
+    torch.load(tmp_path / "control.pt", weights_only=False).close()
+    assert control.exists()
+    marker = tmp_path / "code-ran"
+    checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_1_epoch_23.pt"
+    torch.save(_RunsCodeWhenUnpickled(marker), checkpoint)
+    assert not marker.exists()
+    with pytest.raises(EasyDUBImportError) as error:
+        _import(tree, tmp_path / "store")
+    message = str(error.value)
+    assert str(checkpoint) in message
+    assert "weights_only=True" in message
+    assert not marker.exists()
+    assert not (tmp_path / "store").exists()
+
+
+def test_missing_file_is_one_error_naming_it(tree: Path, tmp_path: Path) -> None:
+    missing = tree / "margins" / "cifar10" / "oracle" / "forget_4" / "val" / "resnet9"
+    missing = missing / "id_2_epoch_23.npy"
+    missing.unlink()
+    with pytest.raises(EasyDUBImportError) as error:
+        _import(tree, tmp_path / "store")
+    message = str(error.value)
+    assert message.startswith(f"{missing}: missing; expected 20 float margins")
+    assert "\n" not in message
+
+
+def test_models_beyond_what_exists_are_clamped_to_half_the_oracles(
+    tree: Path, tmp_path: Path
+) -> None:
+    store, messages = _import(tree, tmp_path / "store", models=50)
+    assert read_manifest(store).n_models == N_ORACLES // 2
+    halves = load_file(str(store / "oracles" / "set1.safetensors"))
+    assert halves["half_a"].shape == halves["half_b"].shape == (4, N_TRAIN + N_VAL)
+    assert any("--models 50 clamped to 4" in message for message in messages)
+
+
+def test_forget_sets_are_labelled_with_the_published_kinds(store: Path) -> None:
+    assert read_manifest(store).forget_sets == {"set1": "random", "set4": "subpopulation"}
+
+
+def test_kinds_argument_overrides_the_published_label(tree: Path, tmp_path: Path) -> None:
+    store, _ = _import(tree, tmp_path / "store", forget_ids=[4], kinds={4: "random"})
+    assert read_manifest(store).forget_sets == {"set4": "random"}
+
+
+def test_forget_set_without_a_known_kind_is_refused(tmp_path: Path) -> None:
+    tree = write_easydub_tree(tmp_path / "tree", forget_sets={11: [1, 2]}, n_pretrained=2)
+    with pytest.raises(EasyDUBImportError, match=r"forget set 11: .*--kinds 11=random"):
+        _import(tree, tmp_path / "store")
+
+
+def test_checkpoint_with_foreign_keys_is_refused(tree: Path, tmp_path: Path) -> None:
+    checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_0_epoch_23.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), checkpoint)
+    with pytest.raises(EasyDUBImportError, match="keys do not match EasyDUB's ResNet-9"):
+        _import(tree, tmp_path / "store")
+
+
+def test_wrapper_prefix_of_older_checkpoints_is_stripped(tree: Path, tmp_path: Path) -> None:
+    checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_0_epoch_23.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({f"module.{key}": value for key, value in state.items()}, checkpoint)
+    store, _ = _import(tree, tmp_path / "store")
+    stacked = load_file(str(store / "pretrained" / "weights.safetensors"))
+    torch.testing.assert_close(stacked["9.weight"][0], state["9.weight"])
+
+
+def test_failed_import_leaves_the_previous_store_intact(
+    tree: Path, store: Path, tmp_path: Path
+) -> None:
+    (tree / "margins" / "cifar10" / "pretrain" / "val" / "resnet9" / "id_0_epoch_23.npy").unlink()
+    with pytest.raises(EasyDUBImportError):
+        _import(tree, store)
+    assert verify_directory(store) == []
+    assert [p.name for p in tmp_path.iterdir() if "importing" in p.name] == []
+
+
+def test_directory_that_is_not_a_store_is_not_replaced(tree: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(EasyDUBImportError, match="is not a store"):
+        _import(tree, precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_bound_benchmark_reads_the_imported_store_as_ensembles(tree: Path, store: Path) -> None:
+    bench = TinyEasyDUB.from_store(store)
+    ensembles = read_ensembles(bench, store, 3)
+    assert [fs.name for fs in bench.forget_sets] == ["set1", "set4"]
+    checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_2_epoch_23.pt"
+    expected = torch.load(checkpoint, weights_only=True)
+    member = ensembles.member(2).state_dict()
+    for key, value in expected.items():
+        torch.testing.assert_close(member[key], value)
+
+
+def test_unbound_benchmark_refuses_data_and_says_to_import() -> None:
+    bench = CIFAR10ResNet9()
+    with pytest.raises(NotBuildable, match=r"import-easydub.*--unlearn-store"):
+        bench.load_data()
+    with pytest.raises(NotBuildable, match="cannot be built locally"):
+        bench.forget_set("set1")
+
+
+def test_load_data_without_local_cifar10_names_the_variable(store: Path) -> None:
+    with pytest.raises(CIFAR10Unavailable, match=CIFAR10_NPZ_ENV):
+        TinyEasyDUB.from_store(store).load_data()
+
+
+def test_load_data_reads_a_local_cifar10_npz(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "cifar10.npz"
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (N_TRAIN, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, (N_TRAIN, 1)),
+        x_test=rng.integers(0, 256, (N_VAL, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, N_VAL),
+    )
+    monkeypatch.setenv(CIFAR10_NPZ_ENV, str(npz))
+    data = TinyEasyDUB.from_store(store).load_data()
+    assert data.inputs.shape == (N_TRAIN + N_VAL, 3, 32, 32)
+    assert data.train_indices.tolist() == list(range(N_TRAIN))
+    assert data.validation_indices.tolist() == list(range(N_TRAIN, N_TRAIN + N_VAL))
+    # A black pixel of the red channel, normalized as EasyDUB does: (0 - mean) / std.
+    assert data.inputs[:, 0].min() == pytest.approx(-0.4914 / 0.2023, rel=1e-5)
+
+
+def test_resnet9_has_easydubs_state_dict_keys() -> None:
+    keys = list(resnet9().state_dict())
+    assert len(keys) == 49
+    assert keys[:6] == [
+        "0.0.weight",
+        "0.1.weight",
+        "0.1.bias",
+        "0.1.running_mean",
+        "0.1.running_var",
+        "0.1.num_batches_tracked",
+    ]
+    assert {"2.module.1.0.weight", "5.module.0.1.running_var", "6.0.weight"} <= set(keys)
+    assert keys[-1] == "9.weight"
+
+
+def test_cli_imports_a_full_size_tree_into_a_verified_store(tmp_path: Path) -> None:
+    """The real definition (ResNet-9 at full width, 50,000 + 10,000 points), run as a user
+    would; the smallest tree it accepts: 2 pretrained models, 4 oracles, one forget set."""
+    tree = write_easydub_tree(
+        tmp_path / "EasyDUB-dataset",
+        n_train=50_000,
+        n_val=10_000,
+        n_pretrained=2,
+        n_oracles=4,
+        forget_sets={2: [5, 49_999, 0]},
+        build_model=resnet9,
+    )
+    out = tmp_path / "store"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_unlearn", "import-easydub", str(tree), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert verify_directory(out) == []
+    manifest = read_manifest(out)
+    assert (manifest.benchmark, manifest.n_models) == ("cifar10-resnet9", 2)
+    assert manifest.forget_sets == {"set2": "random"}
+    assert "--models 100 clamped to 2" in result.stdout
