@@ -82,6 +82,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from .report.terminal_table import TerminalTable
 
         config.pluginmanager.register(TerminalTable(), "unlearn-terminal-table")
+        if settings.report is not None:
+            from .report.json_report import JsonReport
+
+            config.pluginmanager.register(JsonReport(settings.report), "unlearn-json-report")
+        if settings.plots is not None:
+            from .report.plots import PlotWriter
+
+            config.pluginmanager.register(PlotWriter(settings.plots), "unlearn-plots")
     suite = str(Path(conformance.__file__).parent)
     if suite not in config.args:
         config.args.append(suite)

@@ -70,6 +70,11 @@ OPTIONS = (
     ),
     _Option("offline", "never touch the network: a --unlearn-store must already be cached"),
     _Option("seed", "salt for the seeds methods receive: rerun with fresh randomness (default 0)"),
+    _Option("report", "write a JSON report of every conformance test to this file"),
+    _Option(
+        "plots",
+        "write one PNG per benchmark/forget set/request into this directory (needs matplotlib)",
+    ),
     _Option("xfail-file", "a file of conformance test ids expected to fail ('ID: reason' lines)"),
     _Option(
         "timeout", "seconds one method call may take before it fails its tests (default: none)"
@@ -147,6 +152,8 @@ class Settings:
     xfail_file: Path | None = None
     profile: str = "full"
     seed: int = 0
+    report: Path | None = None
+    plots: Path | None = None
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -168,6 +175,8 @@ class Settings:
             xfail_file=_path(config, "xfail-file"),
             profile=profile,
             seed=_seed(config),
+            report=_path(config, "report"),
+            plots=_path(config, "plots"),
         )
 
 

@@ -47,6 +47,15 @@ CONFORMANCE_IDS = [
     "digits-mlp-random36-forget",
     "digits-mlp-random36-retain",
     "digits-mlp-random36-validation",
+    "digits-mlp-seq3x12-req1-forget",
+    "digits-mlp-seq3x12-req1-retain",
+    "digits-mlp-seq3x12-req1-validation",
+    "digits-mlp-seq3x12-req2-forget",
+    "digits-mlp-seq3x12-req2-retain",
+    "digits-mlp-seq3x12-req2-validation",
+    "digits-mlp-seq3x12-req3-forget",
+    "digits-mlp-seq3x12-req3-retain",
+    "digits-mlp-seq3x12-req3-validation",
 ]
 
 #: A method that keeps the contract and costs nothing (do-nothing).

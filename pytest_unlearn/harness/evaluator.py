@@ -13,6 +13,7 @@ import torch
 
 from ..benchmarks import Benchmark, get_benchmark
 from ..metric import KlomSummary, klom, summarize
+from ..report.records import points_property
 from ..settings import Settings
 from ..store import Ensembles, StoreError, load_or_build, read_ensembles
 from ..store.fetch import materialize
@@ -42,6 +43,8 @@ class CaseResult:
     method_seconds: float  # per call: one model, one request
     retrain_seconds: float | None  # one exact retraining, for scale
     device: str
+    #: Per-point KLoM (method / pretrained / oracle half B vs half A); only with --unlearn-plots.
+    points: dict[str, list[float]] | None = None
 
     @property
     def slower_than_retraining(self) -> bool:
@@ -56,28 +59,30 @@ class CaseResult:
         from ..report.records import to_properties
 
         cal = self.calibration
-        return to_properties(
-            {
-                "benchmark": self.case.benchmark,
-                "forget_set": self.case.forget_set,
-                "request": self.case.request,
-                "split": self.case.split,
-                "n_models": self.n_models,
-                "p95": self.klom.p95,
-                "mean": self.klom.mean,
-                "median": self.klom.median,
-                "threshold": cal.threshold,
-                "floor": cal.floor,
-                "null_max": cal.null_max,
-                "do_nothing": cal.do_nothing,
-                "separable": cal.separable,
-                "verdict": "PASS" if self.passed else "FAIL",
-                "method_seconds_per_model": self.method_seconds,
-                "retrain_seconds_per_model": self.retrain_seconds,
-                "slower_than_retraining": self.slower_than_retraining,
-                "device": self.device,
-            }
-        )
+        figures = {
+            "benchmark": self.case.benchmark,
+            "forget_set": self.case.forget_set,
+            "request": self.case.request,
+            "split": self.case.split,
+            "n_models": self.n_models,
+            "p95": self.klom.p95,
+            "mean": self.klom.mean,
+            "median": self.klom.median,
+            "threshold": cal.threshold,
+            "floor": cal.floor,
+            "null_max": cal.null_max,
+            "do_nothing": cal.do_nothing,
+            "separable": cal.separable,
+            "verdict": "PASS" if self.passed else "FAIL",
+            "method_seconds_per_model": self.method_seconds,
+            "retrain_seconds_per_model": self.retrain_seconds,
+            "slower_than_retraining": self.slower_than_retraining,
+            "device": self.device,
+            "sequential": self.case.sequential,
+        }
+        if self.points is not None:
+            figures["points"] = self.points
+        return to_properties(figures)
 
     def explanation(self) -> str:
         cal = self.calibration
@@ -209,8 +214,16 @@ class Evaluator:
         run = self.method_run(case.benchmark, case.forget_set)
         ensembles = self.ensembles(case.benchmark)
         columns = self.split_indices(case)
-        oracle = ensembles.oracles[case.forget_set, case.request].half_a[:, columns]
+        halves = ensembles.oracles[case.forget_set, case.request]
+        oracle = halves.half_a[:, columns]
         values = klom(run.margins[case.request][:, columns], oracle)
+        points = None
+        if self.settings.plots is not None:  # ~23 bytes per point in every JUnit testcase
+            points = points_property(
+                method=values,
+                do_nothing=klom(ensembles.pretrained_margins[:, columns], oracle),
+                floor=klom(halves.half_b[:, columns], oracle),
+            )
         return CaseResult(
             case=case,
             n_models=ensembles.n_models,
@@ -221,6 +234,7 @@ class Evaluator:
             method_seconds=run.seconds_per_call,
             retrain_seconds=self.retrain_seconds(case.benchmark),
             device=str(self.settings.device),
+            points=points,
         )
 
 

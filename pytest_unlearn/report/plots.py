@@ -27,11 +27,12 @@ from .records import CaseRecord, RecordCollector
 
 #: Panel order: the case's own splits first, in the order the conformance ids list them.
 _SPLIT_ORDER = ("forget", "retain", "validation")
-#: (label, colour) per series of the ``unlearn_points`` property.
+#: (key, label, colour) per series of the ``unlearn_points`` property; the method drawn last
+#: so it stays visible where it coincides with do-nothing (a method that changes nothing).
 _SERIES = (
-    ("method", "method", "tab:blue"),
     ("do_nothing", "do-nothing", "tab:red"),
     ("floor", "noise floor (oracle B)", "tab:green"),
+    ("method", "method", "tab:blue"),
 )
 #: Without per-point values: (figure, label, colour) of the P95s drawn as dots at 0.95.
 #: The method last and as a cross, so it stays visible when it equals do-nothing's dot.
@@ -146,7 +147,8 @@ def render_group(key: GroupKey, records: Sequence[CaseRecord], sequential: bool)
     # One legend for the figure, below the panels: inside a panel it would hide some curve.
     handles, labels = axes_row[0].get_legend_handles_labels()
     if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8)
+        columns = min(len(handles), 2 * len(records))  # a lone panel is too narrow for 4
+        figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=8)
     n_models = records[0].figures.get("n_models")
     failed = [r.figures.get("split", r.test_id) for r in records if r.outcome != "passed"]
     title = f"{benchmark} / {forget_set}"
