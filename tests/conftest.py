@@ -31,6 +31,22 @@ for _module in (
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 
+
+
+def _warm_torch() -> None:
+    """Take one optimizer step out here: torch imports dynamo/inductor modules lazily on the
+    first ``optimizer.step()``, and an in-process pytester run that triggers that import drops
+    the modules afterwards; the next run would re-register torch's operator libraries and fail."""
+    import torch
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=0.9)
+    parameter.sum().backward()
+    optimizer.step()
+
+
+_warm_torch()
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 

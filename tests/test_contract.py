@@ -29,7 +29,9 @@ import torch
 KEPT = []
 
 def unlearn(model, forget, retain, context):
-    for previous in KEPT:                      # tamper with every model handed out before
+    for previous in KEPT:  # tamper with every other model handed out before
+        if previous is model:  # a sequential request gets its own previous output back
+            continue
         with torch.no_grad():
             for p in previous.parameters():
                 p.fill_(1e3)
