@@ -32,7 +32,6 @@ for _module in (
         importlib.import_module(_module)
 
 
-
 def _warm_torch() -> None:
     """Take one optimizer step out here: torch imports dynamo/inductor modules lazily on the
     first ``optimizer.step()``, and an in-process pytester run that triggers that import drops

@@ -59,9 +59,7 @@ def test_benchmark_list_is_deduplicated(project: pytest.Pytester) -> None:
     [
         pytest.param("knn36", [i for i in CONFORMANCE_IDS if "knn36" in i], id="forget-set"),
         pytest.param("forget", [i for i in CONFORMANCE_IDS if i.endswith("-forget")], id="split"),
-        pytest.param(
-            "digits-mlp-random36-retain", ["digits-mlp-random36-retain"], id="full-id"
-        ),
+        pytest.param("digits-mlp-random36-retain", ["digits-mlp-random36-retain"], id="full-id"),
     ],
 )
 def test_keyword_selects_by_id(
@@ -129,9 +127,7 @@ class _WorkerCollections:
 
 
 @pytest.mark.filterwarnings("ignore:Benchmarks are automatically disabled")
-def test_ids_are_identical_on_every_xdist_worker(
-    pytester: pytest.Pytester, unlearn_cache
-) -> None:
+def test_ids_are_identical_on_every_xdist_worker(pytester: pytest.Pytester, unlearn_cache) -> None:
     pytest.importorskip("xdist")
     # A method that raises at once: each test fails fast, before any calibration.
     pytester.makepyfile(mymethod=RAISING_METHOD)

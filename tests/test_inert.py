@@ -18,8 +18,10 @@ PROJECT = {
 }
 
 #: Header lines that legitimately differ between the two runs (the plugin list names it).
-_HEADER = re.compile(r"^(platform |rootdir:|configfile:|plugins:|cachedir:|hypothesis profile|"
-                     r"using xdist|benchmark:|Using --randomly-seed)")
+_HEADER = re.compile(
+    r"^(platform |rootdir:|configfile:|plugins:|cachedir:|hypothesis profile|"
+    r"using xdist|benchmark:|Using --randomly-seed)"
+)
 
 
 def _comparable(result: pytest.RunResult) -> list[str]:

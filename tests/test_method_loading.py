@@ -81,16 +81,12 @@ def test_module_with_a_syntax_error_is_a_usage_error(pytester: pytest.Pytester) 
 
 def test_missing_attribute_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "mymethod:forget_everything", mymethod=IDENTITY_METHOD)
-    _assert_single_usage_error(
-        result, "module 'mymethod' has no attribute 'forget_everything'"
-    )
+    _assert_single_usage_error(result, "module 'mymethod' has no attribute 'forget_everything'")
 
 
 def test_dotted_attribute_path_is_followed(pytester: pytest.Pytester) -> None:
     source = "class Methods:\n    @staticmethod\n    def unlearn(model, forget, retain, context):\n"
-    result = _run(
-        pytester, "mymethod:Methods.unlearn", mymethod=source + "        return model\n"
-    )
+    result = _run(pytester, "mymethod:Methods.unlearn", mymethod=source + "        return model\n")
     assert result.ret == pytest.ExitCode.OK, output(result)
     assert conformance_ids(result) == CONFORMANCE_IDS
 

@@ -2,25 +2,27 @@
 
 >>> from pytest_unlearn.benchmarks import available_benchmarks, get_benchmark
 >>> available_benchmarks()
-('digits-logreg', 'digits-mlp', 'mnist1d-cnn')
+('cifar10-resnet9', 'digits-logreg', 'digits-mlp', 'mnist1d-cnn')
 >>> get_benchmark("digits-mlp").recipe.epochs
 40
 """
 
 from __future__ import annotations
 
+from .cifar10_resnet9 import CIFAR10ResNet9
 from .digits_logreg import DigitsLogReg
 from .digits_mlp import DigitsMLP
 from .mnist1d_cnn import Mnist1dCNN
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 _REGISTRY: dict[str, Benchmark] = {
-    bench.name: bench for bench in (DigitsMLP(), DigitsLogReg(), Mnist1dCNN())
+    bench.name: bench for bench in (DigitsMLP(), DigitsLogReg(), Mnist1dCNN(), CIFAR10ResNet9())
 }
 
 
 def available_benchmarks() -> tuple[str, ...]:
-    """Names of the benchmarks this installation can build, sorted."""
+    """Names of the benchmarks this installation knows, sorted (``cifar10-resnet9`` is not
+    built locally: it comes from an imported store)."""
     return tuple(sorted(_REGISTRY))
 
 

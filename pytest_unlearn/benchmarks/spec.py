@@ -107,7 +107,7 @@ class Benchmark(ABC):
     >>> from pytest_unlearn.benchmarks import get_benchmark
     >>> bench = get_benchmark("digits-mlp")
     >>> [fs.name for fs in bench.forget_sets]
-    ['knn36', 'random36']
+    ['knn36', 'random36', 'seq3x12']
     """
 
     name: str
