@@ -124,7 +124,13 @@ def _generate() -> tuple[np.ndarray, np.ndarray]:
     ``mnist1d.data.make_dataset`` seeds NumPy's and Python's *global* generators; their states
     are restored afterwards so that loading a benchmark never perturbs the caller's randomness.
     """
-    from mnist1d.data import get_dataset_args, make_dataset
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ImportError(
+            "benchmark mnist1d-cnn needs the mnist1d package: "
+            "pip install 'pytest-unlearn[mnist1d]'"
+        ) from None
 
     args = get_dataset_args()
     for key, value in _GENERATION.items():
