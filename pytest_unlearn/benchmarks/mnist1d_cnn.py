@@ -128,8 +128,7 @@ def _generate() -> tuple[np.ndarray, np.ndarray]:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
         raise ImportError(
-            "benchmark mnist1d-cnn needs the mnist1d package: "
-            "pip install 'pytest-unlearn[mnist1d]'"
+            "benchmark mnist1d-cnn needs the mnist1d package: pip install 'pytest-unlearn[mnist1d]'"
         ) from None
 
     args = get_dataset_args()

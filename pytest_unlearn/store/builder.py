@@ -30,7 +30,7 @@ from ..benchmarks.spec import Benchmark
 from ..metric import margins
 from ..training import ensemble_logits, model_seed, train_ensemble
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
-from .manifest import StoreError, build_manifest, write_manifest
+from .manifest import StoreError, seal_store
 
 Log = Callable[[str], None]
 
@@ -125,17 +125,15 @@ def build_store(
             for k, request_indices in enumerate(forget_set.requests, start=1):
                 indices[f"request_{k}"] = torch.tensor(request_indices, dtype=torch.int64)
             _save(indices, staging / forget_set_file(forget_set))
-        manifest = build_manifest(
+        seal_store(
             staging,
+            out,
             benchmark=benchmark.name,
             fingerprint=benchmark.fingerprint(),
             n_models=n_models,
             recipe=asdict(benchmark.recipe),
             forget_sets={fs.name: fs.kind for fs in benchmark.forget_sets},
         )
-        write_manifest(staging, manifest)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"pytest-unlearn: built {benchmark.name} in {time.perf_counter() - started:.1f}s")

@@ -44,7 +44,7 @@ from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, fo
 from ..benchmarks.spec import ForgetSet, ForgetSetKind
 from .builder import Log, stderr_log
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
-from .manifest import MANIFEST_NAME, StoreError, build_manifest, write_manifest
+from .manifest import MANIFEST_NAME, StoreError, seal_store
 
 #: EasyDUB names every released file after the last epoch (24 epochs, counted from 0).
 EPOCH_SUFFIX = "epoch_23"
@@ -308,17 +308,15 @@ def import_easydub(
         for z, indices in forget.items():
             _import_forget_set(tree, z, indices, n, n_train, n_val, staging)
             log(f"  forget set {z} ({chosen[z]}, {len(indices)} images): {2 * n} oracles")
-        manifest = build_manifest(
+        seal_store(
             staging,
+            out,
             benchmark=bench.name,
             fingerprint=bench.fingerprint(),
             n_models=n,
             recipe=asdict(bench.recipe),
             forget_sets={forget_set_name(z): kind for z, kind in chosen.items()},
         )
-        write_manifest(staging, manifest)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"pytest-unlearn: EasyDUB store written to {out}")

@@ -394,3 +394,22 @@ def build_manifest(
         forget_sets=dict(forget_sets),
         files=entries,
     )
+
+
+def seal_store(staging: Path, out: Path, **fields: Any) -> Manifest:
+    """Hash ``staging`` into a manifest (``fields`` as for :func:`build_manifest`), write it,
+    and swap the finished directory into ``out``, replacing any previous store there.
+
+    The manifest is written last inside ``staging``, and the directory is renamed into place
+    whole, so a reader never sees a store that looks complete but is not.
+
+    >>> seal_store(Path("/tmp/out.staging"), Path("/tmp/out"), benchmark="digits-mlp",
+    ...            fingerprint="abc", n_models=8, recipe={}, forget_sets={})  # doctest: +SKIP
+    """
+    import shutil
+
+    manifest = build_manifest(staging, **fields)
+    write_manifest(staging, manifest)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(staging, out)
+    return manifest
