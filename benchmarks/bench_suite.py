@@ -4,7 +4,8 @@
 
 The ensembles are built (or found in the user cache) first, untimed, so both timed runs
 measure evaluation only. Also
-checks that both runs give the same ids and verdicts. Last line: ``xdist_speedup: <ratio>``
+checks that both runs give the same ids and verdicts, and prints how far the P95 figures
+drift between them. Last line: ``xdist_speedup: <ratio>``
 (target >= 1.6 on the 2-CPU machine).
 """
 
@@ -32,13 +33,20 @@ def main() -> None:
         parallel = run_suite(
             args.method, *options, "-n", "2", "--dist", "loadgroup", junit=Path(tmp) / "n2.xml"
         )
-    same = [(r["case"], r["verdict"], r["p95"]) for r in serial.records] == [
-        (r["case"], r["verdict"], r["p95"]) for r in parallel.records
+    same = [(r["case"], r["verdict"]) for r in serial.records] == [
+        (r["case"], r["verdict"]) for r in parallel.records
     ]
+    # Figures agree to float noise only: -n 2 gives each worker one torch thread where -n 0
+    # uses all cores, and matmul sums in another order move SGD trajectories slightly.
+    drift = max(
+        abs(float(a["p95"]) - float(b["p95"]))
+        for a, b in zip(serial.records, parallel.records, strict=True)
+    )
     print(f"method: {args.method}  N={args.models}  tests: {len(serial.records)}")
     print(f"n0_seconds: {serial.seconds:.1f}")
     print(f"n2_seconds: {parallel.seconds:.1f}")
-    print(f"same_ids_verdicts_and_figures: {same}")
+    print(f"same_ids_and_verdicts: {same}")
+    print(f"max_p95_difference: {drift:.4f}")
     print(f"xdist_speedup: {serial.seconds / parallel.seconds:.2f}")
 
 
