@@ -17,6 +17,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from .forget_selection import most_atypical, nearest, uniform_sample
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 _SPLIT_SEED = 20261127
@@ -64,17 +65,14 @@ class DigitsMLP(Benchmark):
     def _forget_sets(self) -> tuple[ForgetSet, ...]:
         data = self._data
         train = data.train_indices
-        anchor = train[_most_atypical(data.inputs[train], data.targets[train])]
-        distances = (data.inputs[train] - data.inputs[anchor]).square().sum(dim=1)
-        # Stable sort so ties between equally distant images resolve the same way everywhere.
-        nearest = train[torch.sort(distances, stable=True).indices[:_FORGET_SIZE]]
-        generator = torch.Generator().manual_seed(_RANDOM_FORGET_SEED)
-        random = train[torch.randperm(len(train), generator=generator)[:_FORGET_SIZE]]
+        anchor = train[most_atypical(data.inputs[train], data.targets[train])]
+        knn = nearest(data.inputs, train, anchor, _FORGET_SIZE)
+        random = uniform_sample(train, _FORGET_SIZE, _RANDOM_FORGET_SEED)
         return (
             ForgetSet(
                 name=f"knn{_FORGET_SIZE}",
                 kind="subpopulation",
-                indices=tuple(sorted(nearest.tolist())),
+                indices=tuple(sorted(knn.tolist())),
                 description=(
                     f"the {_FORGET_SIZE} training images nearest to image {int(anchor)}, "
                     "the training image farthest from its class mean"
@@ -86,7 +84,7 @@ class DigitsMLP(Benchmark):
                 indices=tuple(sorted(random.tolist())),
                 description=f"{_FORGET_SIZE} training images drawn uniformly at random",
             ),
-            self._sequential(exclude=nearest),
+            self._sequential(exclude=knn),
         )
 
     def _sequential(self, exclude: torch.Tensor) -> ForgetSet:
@@ -102,27 +100,19 @@ class DigitsMLP(Benchmark):
         train = train[~torch.isin(train, exclude)]
         excluded_class = data.targets[exclude[0]]
         candidates = train[data.targets[train] != excluded_class]
-        anchor = candidates[_most_atypical(data.inputs[candidates], data.targets[candidates])]
-        distances = (data.inputs[train] - data.inputs[anchor]).square().sum(dim=1)
-        nearest = train[torch.sort(distances, stable=True).indices[: _REQUESTS * _REQUEST_SIZE]]
+        anchor = candidates[most_atypical(data.inputs[candidates], data.targets[candidates])]
+        rings = nearest(data.inputs, train, anchor, _REQUESTS * _REQUEST_SIZE)
         requests = tuple(
-            tuple(sorted(nearest[k * _REQUEST_SIZE : (k + 1) * _REQUEST_SIZE].tolist()))
+            tuple(sorted(rings[k * _REQUEST_SIZE : (k + 1) * _REQUEST_SIZE].tolist()))
             for k in range(_REQUESTS)
         )
         return ForgetSet(
             name=f"seq{_REQUESTS}x{_REQUEST_SIZE}",
             kind="subpopulation",
-            indices=tuple(sorted(nearest.tolist())),
+            indices=tuple(sorted(rings.tolist())),
             requests=requests,
             description=(
                 f"{_REQUESTS} sequential requests of {_REQUEST_SIZE} images: the neighbourhood "
                 f"of image {int(anchor)}, nearest first"
             ),
         )
-
-
-def _most_atypical(inputs: torch.Tensor, targets: torch.Tensor) -> int:
-    """Position of the image farthest (Euclidean, pixel space) from its own class mean."""
-    means = torch.stack([inputs[targets == label].mean(dim=0) for label in range(10)])
-    distances = (inputs - means[targets]).norm(dim=1)
-    return int(torch.argmax(distances))

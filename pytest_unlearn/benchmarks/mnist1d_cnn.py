@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .digits_mlp import _most_atypical
+from .forget_selection import most_atypical, nearest, uniform_sample
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 #: The package's default generation arguments, pinned here so that a changed default upstream
@@ -93,17 +93,14 @@ class Mnist1dCNN(Benchmark):
     def _forget_sets(self) -> tuple[ForgetSet, ...]:
         data = self._data
         train = data.train_indices
-        anchor = train[_most_atypical(data.inputs[train], data.targets[train])]
-        distances = (data.inputs[train] - data.inputs[anchor]).square().sum(dim=1)
-        # Stable sort so ties between equally distant signals resolve the same way everywhere.
-        nearest = train[torch.sort(distances, stable=True).indices[:_FORGET_SIZE]]
-        generator = torch.Generator().manual_seed(_RANDOM_FORGET_SEED)
-        drawn = train[torch.randperm(len(train), generator=generator)[:_FORGET_SIZE]]
+        anchor = train[most_atypical(data.inputs[train], data.targets[train])]
+        knn = nearest(data.inputs, train, anchor, _FORGET_SIZE)
+        drawn = uniform_sample(train, _FORGET_SIZE, _RANDOM_FORGET_SEED)
         return (
             ForgetSet(
                 name=f"knn{_FORGET_SIZE}",
                 kind="subpopulation",
-                indices=tuple(sorted(nearest.tolist())),
+                indices=tuple(sorted(knn.tolist())),
                 description=(
                     f"the {_FORGET_SIZE} training signals nearest to signal {int(anchor)}, "
                     "the training signal farthest from its class mean"

@@ -1,0 +1,38 @@
+"""How forget sets are chosen: deterministic selections shared by the benchmark definitions.
+
+>>> anchor = pool[most_atypical(inputs[pool], targets[pool])]  # doctest: +SKIP
+>>> knn = nearest(inputs, pool, anchor, 36)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def most_atypical(inputs: torch.Tensor, targets: torch.Tensor) -> int:
+    """Position of the example farthest (Euclidean, input space) from its own class mean.
+
+    Its neighbourhood is a subpopulation the rest of the data does not explain, which is what
+    makes do-nothing distinguishable from retraining on it.
+    """
+    labels = sorted(set(targets.tolist()))
+    means = {label: inputs[targets == label].mean(dim=0) for label in labels}
+    centres = torch.stack([means[int(label)] for label in targets])
+    return int(torch.argmax((inputs - centres).norm(dim=1)))
+
+
+def nearest(
+    inputs: torch.Tensor, pool: torch.Tensor, anchor: torch.Tensor | int, count: int
+) -> torch.Tensor:
+    """The ``count`` indices of ``pool`` nearest to ``anchor`` (squared Euclidean), nearest first.
+
+    A stable sort resolves ties between equally distant examples the same way everywhere.
+    """
+    distances = (inputs[pool] - inputs[anchor]).square().sum(dim=1)
+    return pool[torch.sort(distances, stable=True).indices[:count]]
+
+
+def uniform_sample(pool: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count`` indices of ``pool`` drawn uniformly without replacement, from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return pool[torch.randperm(len(pool), generator=generator)[:count]]
