@@ -141,13 +141,8 @@ class Benchmark(ABC):
         raise KeyError(f"benchmark {self.name!r} has no forget set {name!r} (known: {known})")
 
     def fingerprint(self) -> str:
-        """A short hash of everything that determines the ensembles: recipe, architecture,
-        forget sets, and the data and split themselves (so a changed upstream data set
-        invalidates a cached store too)."""
-        data = self.load_data()
-        digest = hashlib.sha256()
-        for tensor in (data.inputs, data.targets, data.train_indices, data.validation_indices):
-            digest.update(tensor.contiguous().numpy().tobytes())
+        """A short hash of everything that determines the ensembles: name, version, recipe,
+        architecture, and what :meth:`content_identity` says about data and forget sets."""
         with torch.random.fork_rng(devices=[]):
             architecture = repr(self.build_model())
         payload = {
@@ -155,6 +150,19 @@ class Benchmark(ABC):
             "version": self.version,
             "recipe": asdict(self.recipe),
             "model": architecture,
+            **self.content_identity(),
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def content_identity(self) -> dict[str, object]:
+        """The data and split themselves (so a changed upstream data set invalidates a cached
+        store too) and the forget sets; benchmarks without local data override this."""
+        data = self.load_data()
+        digest = hashlib.sha256()
+        for tensor in (data.inputs, data.targets, data.train_indices, data.validation_indices):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return {
             "data": digest.hexdigest(),
             # Plain forget sets hash as before schedules existed, keeping their stores valid.
             "forget_sets": {
@@ -162,5 +170,3 @@ class Benchmark(ABC):
                 for fs in self.forget_sets
             },
         }
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
