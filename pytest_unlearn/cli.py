@@ -29,14 +29,22 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensemble_size(raw: str) -> int:
+    """argparse type for --models: an integer of at least 2 (usage error, exit 2, otherwise)."""
+    try:
+        models = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+    if models < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {models}")
+    return models
+
+
 def _build(args: argparse.Namespace) -> int:
     try:
         bench = get_benchmark(args.benchmark)
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
-    if args.models < 2:
-        print(f"error: --models must be at least 2, got {args.models}", file=sys.stderr)
         return 2
     try:
         out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
@@ -106,9 +114,6 @@ def _import_easydub(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.models < 2:
-        print(f"error: --models must be at least 2, got {args.models}", file=sys.stderr)
-        return 2
     try:
         out = import_easydub(
             Path(args.source),
@@ -138,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     build.add_argument("benchmark")
     build.add_argument("--out", required=True, help="the store directory to write")
-    build.add_argument("--models", type=int, default=100, help="ensemble size (default 100)")
+    build.add_argument(
+        "--models", type=_ensemble_size, default=100, help="ensemble size (default 100)"
+    )
     build.add_argument("--device", default="cpu")
     build.set_defaults(run=_build)
     verify = commands.add_parser("verify", help="check every file of a store against its manifest")
@@ -153,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     easydub.add_argument("--out", required=True, help="the store directory to write")
     easydub.add_argument(
         "--models",
-        type=int,
+        type=_ensemble_size,
         default=100,
         help="N: pretrained models, and oracles per half (default 100; clamped to what exists)",
     )
