@@ -46,12 +46,13 @@ def timed(work: Callable[[], T]) -> tuple[T, float, float]:
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def loop_train(bench: Benchmark, seed: int) -> dict[str, torch.Tensor]:
+def loop_train(bench: Benchmark, seed: int, device: str = "cpu") -> dict[str, torch.Tensor]:
     """One model the way a method author would write it, with the trainer's seeding rules."""
     data, recipe = bench.load_data(), bench.recipe
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = bench.build_model()
+        model = bench.build_model().to(device)
+    inputs, targets = data.inputs.to(device), data.targets.to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -64,11 +65,14 @@ def loop_train(bench: Benchmark, seed: int) -> dict[str, torch.Tensor]:
         order = train[torch.randperm(len(train), generator=generator)]
         for start in range(0, len(order), recipe.batch_size):
             batch = order[start : start + recipe.batch_size]
-            loss = nn.functional.cross_entropy(model(data.inputs[batch]), data.targets[batch])
+            batch = batch.to(device)
+            loss = nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return {name: value.detach() for name, value in model.state_dict().items()}
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return {name: value.detach().cpu() for name, value in model.state_dict().items()}
 
 
 def main() -> None:
@@ -78,6 +82,7 @@ def main() -> None:
     parser.add_argument("--loop-models", type=int, help="default: all of --models")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-store", action="store_true", help="skip the full store build")
+    parser.add_argument("--device", default="cpu", help="torch device for both trainers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bench = get_benchmark(args.benchmark)
@@ -86,18 +91,25 @@ def main() -> None:
     seeds = [model_seed(bench.name, "pretrain", i) for i in range(args.models)]
     print(
         f"{bench.name}: {args.models} pretrained models, {bench.recipe.epochs} epochs on "
-        f"{len(data.train_indices)} points, {torch.get_num_threads()} thread(s)"
+        f"{len(data.train_indices)} points, {torch.get_num_threads()} thread(s), "
+        f"device {args.device}"
     )
 
     stacked, vmap_wall, vmap_cpu = timed(
         lambda: train_ensemble(
-            bench.build_model, data.inputs, data.targets, data.train_indices, bench.recipe, seeds
+            bench.build_model,
+            data.inputs,
+            data.targets,
+            data.train_indices,
+            bench.recipe,
+            seeds,
+            device=args.device,
         )
     )
     print(f"vmap trainer, {args.models} models: {vmap_wall:.1f}s wall, {vmap_cpu:.1f}s CPU")
 
     looped, loop_wall, loop_cpu = timed(
-        lambda: [loop_train(bench, seed) for seed in seeds[:n_loop]]
+        lambda: [loop_train(bench, seed, args.device) for seed in seeds[:n_loop]]
     )
     if n_loop < args.models:
         print(f"per-model loop, {n_loop} models: {loop_wall:.1f}s wall, {loop_cpu:.1f}s CPU")
@@ -110,7 +122,7 @@ def main() -> None:
         print(f"per-model loop, {args.models} models: {loop_wall:.1f}s wall, {loop_cpu:.1f}s CPU")
     # Same models up to float reassociation (bmm vs mm); chaotic training amplifies it a bit.
     difference = max(
-        (stacked[name][i] - params[name]).abs().max().item()
+        (stacked[name][i].cpu() - params[name]).abs().max().item()
         for i, params in enumerate(looped)
         for name in params
     )
@@ -119,7 +131,9 @@ def main() -> None:
     if not args.skip_store:
         with tempfile.TemporaryDirectory() as tmp:
             store, store_wall, store_cpu = timed(
-                lambda: build_store(bench, args.models, Path(tmp) / "store", log=lambda _: None)
+                lambda: build_store(
+                    bench, args.models, Path(tmp) / "store", device=args.device, log=lambda _: None
+                )
             )
             files = [path for path in store.rglob("*") if path.is_file()]
             size = sum(path.stat().st_size for path in files)

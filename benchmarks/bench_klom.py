@@ -93,6 +93,24 @@ def main() -> None:
         ut, ot = torch.from_numpy(unlearned), torch.from_numpy(oracle)
         torch_s = best_of(args.repeats, lambda: klom(ut, ot))
         print(f"torch_cpu_input_seconds: {torch_s:.4f} (best of {args.repeats}, same engine)")
+        if torch.cuda.is_available():
+            uc, oc = ut.cuda(), ot.cuda()
+            klom(uc[:, :100], oc[:, :100])  # warm-up: CUDA context, kernels
+
+            def on_cuda() -> object:
+                out = klom(uc, oc)
+                torch.cuda.synchronize()
+                return out
+
+            cuda_s = best_of(args.repeats, on_cuda)
+            cuda_diff = float((on_cuda().cpu().numpy() - result).__abs__().max())
+            print(
+                f"cuda_seconds: {cuda_s:.4f} (best of {args.repeats}, "
+                f"{torch.cuda.get_device_name()}, margins already on the device)"
+            )
+            print(f"cuda_max_abs_diff_vs_numpy: {cuda_diff:.3g}")
+        else:
+            print("cuda_seconds: skipped (no CUDA device)")
     print(
         f"loop_seconds: {loop_s:.3f} (timed on {n_loop} points: {loop_subset_s:.3f} s, "
         f"extrapolated x{args.points / n_loop:g})"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # GPU check: the quick profile on CUDA with one xdist worker per GPU, then the JSON report.
 #
-#   bash benchmarks/gpu_check.sh [METHOD]        (default examples.retrain:unlearn)
+#   bash benchmarks/gpu_check.sh [METHOD [PYTEST ARGS...]]   (default examples.retrain:unlearn)
+#
+# Extra arguments go to pytest, e.g. `-k knn36` to keep a slow method to one forget set.
 #
 # Runs from the repository root with the machine's own python3 and CUDA torch (a GPU machine
 # here has no network: missing packages travel as wheels, see the device tool's README). The
 # plugin itself is installed editable without build isolation, so nothing is downloaded.
 set -euo pipefail
 method="${1:-examples.retrain:unlearn}"
+shift || true
 python=${PYTHON:-python3}
 if ! "$python" -c "import pytest_unlearn.conformance" 2>/dev/null; then
     "$python" -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -21,7 +24,7 @@ start=$(date +%s)
 status=0
 PYTHONUNBUFFERED=1 "$python" -m pytest --unlearn-method="$method" --unlearn-profile=quick \
     --unlearn-device=cuda -n "$gpus" --dist loadgroup --unlearn-report="$report" \
-    -p no:cacheprovider || status=$?
+    -p no:cacheprovider "$@" || status=$?
 echo "wall_seconds: $(( $(date +%s) - start ))"
 "$python" - "$report" <<'PY'
 import json, sys

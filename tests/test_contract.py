@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import CACHE_MODELS, output, unlearn_args
+from torch.utils.data import DataLoader, TensorDataset
+
+from pytest_unlearn.contract import DataSplit
 
 MODELS = 2  # the contract does not need verdicts: the smallest ensemble keeps these fast
 
@@ -189,3 +193,19 @@ def test_xfail_file_with_an_unknown_id_is_a_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "digits-mlp-knn63-forget" in output(result)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_split_loader_gives_the_batches_of_a_plain_dataloader(shuffle: bool) -> None:
+    inputs, targets = torch.randn(150, 3), torch.arange(150)
+    split = DataSplit(inputs, targets, targets)
+    plain_rng, split_rng = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    plain = DataLoader(
+        TensorDataset(inputs, targets), batch_size=64, shuffle=shuffle, generator=plain_rng
+    )
+    ours = split.loader(64, shuffle=shuffle, generator=split_rng)
+    for _epoch in range(3):
+        batches = list(zip(plain, ours, strict=True))
+        assert [len(b[1]) for b, _ in batches] == [64, 64, 22]
+        for (x_plain, y_plain), (x_ours, y_ours) in batches:
+            assert torch.equal(x_plain, x_ours) and torch.equal(y_plain, y_ours)

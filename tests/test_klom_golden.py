@@ -47,7 +47,13 @@ def test_golden_file_holds_every_scenario_as_documented(golden: dict[str, np.nda
             assert golden[f"{name}__{param.values[1]}"].shape == (300,)
 
 
-@pytest.mark.parametrize("as_torch", [False, True], ids=["numpy", "torch"])
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["numpy", "torch", pytest.param("cuda", marks=CUDA)],
+)
 @pytest.mark.parametrize(("mode", "column", "swapped"), COLUMNS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_mode_matches_golden_column(
@@ -56,14 +62,16 @@ def test_mode_matches_golden_column(
     mode: str,
     column: str,
     swapped: bool,
-    as_torch: bool,
+    engine: str,
 ) -> None:
     unlearned = golden[f"{scenario}__unlearned"]
     oracle = golden[f"{scenario}__oracle"]
     if swapped:
         unlearned, oracle = oracle, unlearned
-    if as_torch:
-        got = klom(torch.from_numpy(unlearned), torch.from_numpy(oracle), mode=mode).numpy()
+    if engine != "numpy":
+        device = "cuda" if engine == "cuda" else "cpu"
+        u_t, o_t = (torch.from_numpy(m).to(device) for m in (unlearned, oracle))
+        got = klom(u_t, o_t, mode=mode).cpu().numpy()
     else:
         got = klom(unlearned, oracle, mode=mode)
     want = golden[f"{scenario}__{column}"]

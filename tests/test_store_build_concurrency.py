@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from conftest import CONFORMANCE_IDS, IDENTITY_METHOD
 
 _CHILD = """
 import hashlib, sys, torch
@@ -41,3 +45,52 @@ def test_four_processes_build_the_store_exactly_once(tmp_path: Path) -> None:
     assert len({out.strip() for out, _ in results}) == 1
     leftovers = [p.name for p in (cache / "digits-mlp").iterdir() if ".building-" in p.name]
     assert leftovers == []
+
+
+# Each xdist worker imports this conftest: it counts the builds of all of them in one file.
+_COUNTING_CONFTEST = """
+import os
+import torch
+from pytest_unlearn.store import local_cache
+
+torch.set_num_threads(1)
+_build = local_cache.build_store
+
+
+def _counted_build(benchmark, n_models, out, **kwargs):
+    with open(os.environ["UNLEARN_TEST_BUILD_LOG"], "a") as log:
+        log.write(f"{os.getpid()} {benchmark.name} {n_models}\\n")
+    return _build(benchmark, n_models, out, **kwargs)
+
+
+local_cache.build_store = _counted_build
+"""
+
+
+def test_xdist_workers_build_the_store_exactly_once(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("UNLEARN_TEST_BUILD_LOG", str(log))
+    pytester.makeconftest(_COUNTING_CONFTEST)
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    # --dist load spreads one ensemble's tests over all four workers, so they all race for it.
+    result = pytester.runpytest_subprocess(
+        "--unlearn-method=mymethod:unlearn",
+        f"--unlearn-cache-dir={tmp_path / 'cache'}",
+        "--unlearn-models=2",
+        "-n",
+        "4",
+        "--dist",
+        "load",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+    )
+    outcomes = result.parseoutcomes()
+    assert "errors" not in outcomes and "error" not in outcomes, result.stdout.str()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(CONFORMANCE_IDS)
+    assert len(log.read_text().splitlines()) == 1
+    # Every worker ran tests of that ensemble, so every worker needed the store.
+    workers = re.findall(r"\[gw(\d)\] \[ *\d+%\] (?:PASSED|FAILED)", result.stdout.str())
+    assert len(set(workers)) == 4
