@@ -82,7 +82,9 @@ class UnlearnContext:
 
     ``seed`` is fresh for each (forget set, request, model) and differs from every seed used
     to train the oracles; the global torch RNG is also seeded with it before the call.
-    ``certificate`` is a dict the method may fill (certified methods report their bounds here).
+    ``certificate`` is a dict the method may fill (certified methods report their bounds here,
+    see :mod:`pytest_unlearn.certified.claim`); ``history`` holds the certificates of this
+    model's earlier requests in a sequential schedule (oldest first), so state can be carried.
     """
 
     device: torch.device
@@ -94,6 +96,7 @@ class UnlearnContext:
     forget_set: str
     num_classes: int
     certificate: dict[str, Any] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
 
 
 class UnlearnMethod(Protocol):

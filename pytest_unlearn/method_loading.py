@@ -72,3 +72,13 @@ def check_method(method: object, origin: str) -> None:
         raise pytest.UsageError(
             f"{origin}: the method's signature is {signature}, but it is called as {_CONTRACT}"
         ) from None
+    _check_claim(method, origin)
+
+
+def _check_claim(method: object, origin: str) -> None:
+    from .certified.claim import claim_of
+
+    try:
+        claim_of(method)  # type: ignore[arg-type]
+    except TypeError as error:
+        raise pytest.UsageError(f"{origin}: {error}") from None

@@ -82,6 +82,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from .report.terminal_table import TerminalTable
 
         config.pluginmanager.register(TerminalTable(), "unlearn-terminal-table")
+        from .report.certified_table import CertifiedTable
+
+        config.pluginmanager.register(CertifiedTable(), "unlearn-certified-table")
         if settings.report is not None:
             from .report.json_report import JsonReport
 

@@ -2,7 +2,7 @@
 
 >>> from pytest_unlearn.benchmarks import available_benchmarks, get_benchmark
 >>> available_benchmarks()
-('cifar10-resnet9', 'digits-logreg', 'digits-mlp', 'mnist1d-cnn')
+('cifar10-resnet9', 'digits-logreg', 'digits-logreg-perturbed', 'digits-mlp', 'mnist1d-cnn')
 >>> get_benchmark("digits-mlp").recipe.epochs
 40
 """
@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from .cifar10_resnet9 import CIFAR10ResNet9
 from .digits_logreg import DigitsLogReg
+from .digits_logreg_perturbed import DigitsLogRegPerturbed
 from .digits_mlp import DigitsMLP
 from .mnist1d_cnn import Mnist1dCNN
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 _REGISTRY: dict[str, Benchmark] = {
-    bench.name: bench for bench in (DigitsMLP(), DigitsLogReg(), Mnist1dCNN(), CIFAR10ResNet9())
+    bench.name: bench
+    for bench in (
+        DigitsMLP(),
+        DigitsLogReg(),
+        DigitsLogRegPerturbed(),
+        Mnist1dCNN(),
+        CIFAR10ResNet9(),
+    )
 }
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -33,6 +34,12 @@ class TrainingRecipe:
     The data order is a fresh random permutation of the training split every epoch, in
     minibatches of ``batch_size`` (the last one may be smaller); the loss is the mean
     cross-entropy of the minibatch; the optimizer is ``torch.optim.SGD``.
+
+    ``optimizer="newton"`` marks a convex benchmark whose models are *exact* minimizers of
+    their objective (see :mod:`pytest_unlearn.training.convex`): ``epochs`` is then the cap
+    on Newton steps, and ``lr``, ``batch_size`` and ``momentum`` are only SGD settings that
+    a fine-tuning method may use. ``loss_perturbation`` is the standard deviation of the
+    objective's random linear term ``<b, W>`` (Guo et al. 2020), 0 for none.
     """
 
     epochs: int
@@ -42,6 +49,7 @@ class TrainingRecipe:
     weight_decay: float = 0.0
     optimizer: str = "sgd"
     loss: str = "cross_entropy"
+    loss_perturbation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,9 @@ class Benchmark(ABC):
     slow: bool = False
     #: Marks its tests ``gpu``: not practical on a CPU.
     gpu: bool = False
+    #: The exact convex objective its models minimize, for white-box certified checks
+    #: (``digits-logreg-perturbed``); ``None`` where models are trained by SGD.
+    objective: Any = None
 
     @abstractmethod
     def load_data(self) -> Dataset:
@@ -145,15 +156,47 @@ class Benchmark(ABC):
         architecture, and what :meth:`content_identity` says about data and forget sets."""
         with torch.random.fork_rng(devices=[]):
             architecture = repr(self.build_model())
+        recipe = asdict(self.recipe)
+        if recipe["loss_perturbation"] == 0.0:
+            # Added after stores were published: leaving the default out keeps their hashes.
+            del recipe["loss_perturbation"]
         payload = {
             "name": self.name,
             "version": self.version,
-            "recipe": asdict(self.recipe),
+            "recipe": recipe,
             "model": architecture,
             **self.content_identity(),
         }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def train_members(
+        self,
+        train_indices: torch.Tensor,
+        seeds: list[int],
+        *,
+        device: torch.device | str = "cpu",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Train one model per seed on ``train_indices``; return their stacked parameters.
+
+        The default trains with the recipe's SGD, all models at once (vmap); a benchmark whose
+        models are defined otherwise (e.g. exact minimizers) overrides this. Model ``i``
+        depends only on ``seeds[i]``.
+        """
+        from ..training.ensemble_trainer import train_ensemble
+
+        data = self.load_data()
+        return train_ensemble(
+            self.build_model,
+            data.inputs,
+            data.targets,
+            train_indices,
+            self.recipe,
+            seeds,
+            device=device,
+            progress=progress,
+        )
 
     def content_identity(self) -> dict[str, object]:
         """The data and split themselves (so a changed upstream data set invalidates a cached

@@ -56,3 +56,51 @@ def conformance_cases(benchmarks: Iterable[str], profile: str = "full") -> list[
         for split in SPLITS
     ]
     return sorted(cases, key=lambda case: case.id)
+
+
+CertifiedCheck = Literal["blackbox", "whitebox"]
+
+
+@dataclass(frozen=True)
+class CertifiedCase:
+    """One certified-claim test: a check of a forget set of a benchmark, after one request.
+
+    >>> CertifiedCase("digits-logreg-perturbed", "knn36", "whitebox").id
+    'digits-logreg-perturbed-knn36-whitebox'
+    """
+
+    benchmark: str
+    forget_set: str
+    check: CertifiedCheck
+    request: int = 1
+    sequential: bool = False
+
+    @property
+    def id(self) -> str:
+        request = f"-req{self.request}" if self.sequential else ""
+        return f"{self.benchmark}-{self.forget_set}{request}-{self.check}"
+
+    @property
+    def group(self) -> str:
+        """The same group as the KLoM cases: both use one method run."""
+        return f"{self.benchmark}-{self.forget_set}"
+
+
+def certified_cases(
+    benchmarks: Iterable[str], profile: str = "full", *, whitebox: bool = True
+) -> list[CertifiedCase]:
+    """The certified checks of a claiming method, sorted by id: the black-box audit on every
+    forget set (and request) the profile keeps, and the white-box checks where the benchmark
+    has an exact objective (and ``whitebox``, i.e. the claim states its noise)."""
+    cases = []
+    for name in benchmarks:
+        bench = get_benchmark(name)
+        checks: tuple[CertifiedCheck, ...] = ("blackbox",)
+        if whitebox and getattr(bench, "objective", None) is not None:
+            checks = ("blackbox", "whitebox")
+        for fs in bench.forget_sets:
+            if profile != "full" and fs.kind != "subpopulation" and not fs.sequential:
+                continue
+            for request in range(1, len(fs.requests) + 1):
+                cases += [CertifiedCase(name, fs.name, c, request, fs.sequential) for c in checks]
+    return sorted(cases, key=lambda case: case.id)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ..benchmarks import Benchmark, get_benchmark
+from ..certified import claim_of
 from ..metric import KlomSummary, klom, summarize
 from ..report.records import points_property
 from ..settings import Settings
@@ -21,7 +22,9 @@ from ..store.manifest import read_manifest
 from ..training import model_seed
 from ..training.reference_retrain import retrain_seconds
 from ..verdicts import Calibration, calibrate
-from .cases import ConformanceCase
+from . import certified_checks
+from .cases import CertifiedCase, ConformanceCase
+from .certified_checks import CertifiedResult
 from .contract_checks import ContractViolation
 from .method_runner import MethodRun, run_method
 
@@ -115,6 +118,8 @@ class Evaluator:
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
         self._retrain_seconds: dict[str, float] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
+        #: The method's certified claim (``@certified``), or None: no certified cases.
+        self.claim = claim_of(method)
 
     def ensembles(self, benchmark: str) -> Ensembles:
         """The benchmark's ensembles: from ``--unlearn-store`` when that store is for this
@@ -159,6 +164,7 @@ class Evaluator:
                     timeout=self.settings.timeout,
                     seed=self.settings.seed,
                     log=self._log,
+                    keep_outputs=self.claim is not None,
                 )
             except Exception as error:
                 self._runs[key] = error
@@ -236,6 +242,15 @@ class Evaluator:
             device=str(self.settings.device),
             points=points,
         )
+
+    def certify(self, case: CertifiedCase) -> CertifiedResult:
+        """Check the method's certified claim on a case (black-box audit or white-box)."""
+        if self.claim is None:
+            raise ValueError("the method declares no certified claim")
+        run = self.method_run(case.benchmark, case.forget_set)
+        ensembles = self.ensembles(case.benchmark)
+        check = certified_checks.blackbox if case.check == "blackbox" else certified_checks.whitebox
+        return check(case, self.claim, run, ensembles)
 
 
 EVALUATOR_KEY = pytest.StashKey[Evaluator]()

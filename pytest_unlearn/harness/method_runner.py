@@ -27,6 +27,10 @@ class MethodRun:
 
     margins: dict[int, torch.Tensor]  # request (1-based) -> (models, points), on the CPU
     seconds_per_call: float
+    #: Only with ``keep_outputs``: per model, per request, the returned state dict (CPU) and
+    #: the certificate the call filled in.
+    outputs: list[list[dict[str, torch.Tensor]]] | None = None
+    certificates: list[list[dict]] | None = None
 
 
 def _split(ensembles: Ensembles, indices: torch.Tensor, device: torch.device) -> DataSplit:
@@ -78,6 +82,7 @@ def run_method(
     timeout: float | None = None,
     seed: int = 0,
     log: Log | None = None,
+    keep_outputs: bool = False,
 ) -> MethodRun:
     """Call ``method`` on every ensemble member (and request) and return the margins.
 
@@ -85,6 +90,7 @@ def run_method(
     call's fresh ``context.seed`` (then restored), so runs are reproducible and one call's
     randomness cannot leak into the next. Every returned model is checked against the
     contract (:mod:`.contract_checks`); a violation raises ``ContractViolation``.
+    ``keep_outputs`` also keeps every returned state dict and certificate (certified checks).
     """
     benchmark = ensembles.benchmark
     data = benchmark.load_data()
@@ -96,9 +102,13 @@ def run_method(
     method_seconds = 0.0
     started = time.perf_counter()
     rng_devices = [device] if device.type == "cuda" else []
+    outputs: list[list[dict[str, torch.Tensor]]] = []
+    certificates: list[list[dict]] = []
     for index in range(ensembles.n_models):
         model = ensembles.member(index).to(device)
         shapes = parameter_shapes(model)
+        history: list[dict] = []
+        kept: list[dict[str, torch.Tensor]] = []
         for k in requests:
             forget, retain = splits[k]
             context = UnlearnContext(
@@ -110,6 +120,7 @@ def run_method(
                 benchmark=benchmark.name,
                 forget_set=forget_set,
                 num_classes=data.num_classes,
+                history=tuple(dict(c) for c in history),
             )
             where = f"{benchmark.name}/{forget_set} model {index}" + (
                 f" request {k}" if fs.sequential else ""
@@ -121,6 +132,12 @@ def run_method(
             method_seconds += time.perf_counter() - call_started
             model = check_returned_model(returned, shapes, device, where)
             rows[k].append(_margins_of(model, all_inputs, all_targets))
+            history.append(dict(context.certificate))
+            if keep_outputs:
+                kept.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+        if keep_outputs:
+            outputs.append(kept)
+            certificates.append(history)
         if log is not None and (index + 1) % max(1, ensembles.n_models // 4) == 0:
             log(
                 f"  {benchmark.name}-{forget_set}: method ran on {index + 1}/{ensembles.n_models} "
@@ -130,4 +147,6 @@ def run_method(
     return MethodRun(
         margins={k: torch.stack(rows[k]) for k in requests},
         seconds_per_call=method_seconds / calls,
+        outputs=outputs if keep_outputs else None,
+        certificates=certificates if keep_outputs else None,
     )

@@ -17,6 +17,8 @@ from typing import Any
 PREFIX = "unlearn_"
 #: The user property that marks a report as a conformance test's, valued with its case id.
 CASE_PROPERTY = PREFIX + "case"
+#: The user property that marks a certified-claim test's report, valued with its id.
+CERTIFIED_CASE_PROPERTY = PREFIX + "certified_case"
 
 
 def to_properties(record: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from ..benchmarks.spec import Benchmark
 from ..metric import margins
-from ..training import ensemble_logits, model_seed, train_ensemble
+from ..training import ensemble_logits, model_seed
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import StoreError, seal_store
 
@@ -88,16 +88,7 @@ def build_store(
                     f"[{trained + n_models}/{total_models} models, {time.perf_counter() - t0:.1f}s]"
                 )
 
-        params = train_ensemble(
-            benchmark.build_model,
-            data.inputs,
-            data.targets,
-            train_indices,
-            benchmark.recipe,
-            seeds,
-            device=device,
-            progress=progress,
-        )
+        params = benchmark.train_members(train_indices, seeds, device=device, progress=progress)
         trained += n_models
         return params
 

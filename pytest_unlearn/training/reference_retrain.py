@@ -14,12 +14,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..benchmarks.spec import Benchmark
+from .ensemble_trainer import unstack_member
 
 
 def retrain_one(
     benchmark: Benchmark, train_indices: torch.Tensor, seed: int, device: torch.device
 ) -> nn.Module:
     """A freshly initialized model trained with the benchmark's recipe on ``train_indices``."""
+    if benchmark.recipe.optimizer != "sgd":
+        # Not trained by SGD (e.g. exact minimizers): the benchmark's own trainer, one seed.
+        params = benchmark.train_members(train_indices, [seed], device=device)
+        return unstack_member(benchmark.build_model, params, 0).to(device)
     data = benchmark.load_data()
     recipe = benchmark.recipe
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
