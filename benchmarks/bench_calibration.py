@@ -63,10 +63,16 @@ def report(name: str, n_models: int, cache_dir: Path) -> None:
     recipe = bench.recipe
     print(f"== {bench.name} (fingerprint {bench.fingerprint()}), N={n_models}")
     print(f"   {bench.description}")
-    print(
-        f"   recipe: {recipe.epochs} epochs, SGD lr={recipe.lr} momentum={recipe.momentum} "
-        f"weight_decay={recipe.weight_decay}, batch {recipe.batch_size}"
-    )
+    if recipe.optimizer == "sgd":
+        print(
+            f"   recipe: {recipe.epochs} epochs, SGD lr={recipe.lr} momentum={recipe.momentum} "
+            f"weight_decay={recipe.weight_decay}, batch {recipe.batch_size}"
+        )
+    else:
+        print(
+            f"   recipe: exact minimizers ({recipe.optimizer}, at most {recipe.epochs} steps), "
+            f"l2={recipe.weight_decay}, loss perturbation sd {recipe.loss_perturbation}"
+        )
     print(
         f"   store: {'reused' if prebuilt else f'built in {seconds:.1f}s'}, "
         f"{store_bytes(store) / 2**20:.1f} MiB at {store}"

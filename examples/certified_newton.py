@@ -32,9 +32,12 @@ FLOAT32_RELATIVE = 2.0**-24
 CLAIM = CertifiedClaim(EPSILON, DELTA, NOISE_STD)
 
 
-def newton_removal(model, forget, retain, context, *, keep_noise: bool = True):
+def newton_removal(
+    model, forget, retain, context, *, claim: CertifiedClaim = CLAIM, keep_noise: bool = True
+):
     """The removal step shared with ``examples/overclaiming.py`` (``keep_noise=False`` steps
-    towards the unperturbed minimizer instead: it strips the training noise)."""
+    towards the unperturbed minimizer instead: it strips the training noise). Retrains when
+    the accumulated bound would exceed ``claim``'s budget."""
     recipe = context.recipe
     if recipe.optimizer != "newton" or recipe.loss_perturbation <= 0:
         raise ValueError(
@@ -65,9 +68,9 @@ def newton_removal(model, forget, retain, context, *, keep_noise: bool = True):
     bound = residual + b_error
     spent = previous.get("accumulated_bound", 0.0)
     certificate = context.certificate
-    if keep_noise and spent + bound > CLAIM.residual_budget:
+    if keep_noise and spent + bound > claim.residual_budget:
         # Budget spent: retrain from scratch, with a fresh b.
-        b = convex.loss_perturbation(context.seed, tuple(weight.shape), NOISE_STD)
+        b = convex.loss_perturbation(context.seed, tuple(weight.shape), claim.noise_std)
         exact = convex.solve(inputs, targets, l2, b[None], start=weight[None])[0]
         new = exact.float()
         b_error = 0.0

@@ -1,8 +1,8 @@
 """The reference methods in ``examples/``: each keeps the contract on every architecture and
 runs through the suite with a verdict for every test; do-nothing still fails knn36.
 
-Direct calls (no suite) check the contract on the three embedded architectures quickly; one
-quick-profile run per method proves it end to end. Verdicts of the approximate methods do not
+Direct calls (no suite) check the new methods' contract on the three embedded architectures
+quickly; one quick-profile run per example (all seven) proves it end to end. Verdicts of the approximate methods do not
 matter here (N=4 is too coarse to judge them); ``benchmarks/results_table.py`` measures them.
 ``examples.retrain`` passing every case at N=16 is ``test_verdicts.py``'s job
 (``test_retrain_passes_every_case``), not repeated here: it costs 64 retrainings.
@@ -148,12 +148,15 @@ def _quick_run(pytester: pytest.Pytester, cache: Path, method: str, *args: str):
     return result, load_report(report)
 
 
-@pytest.mark.parametrize("name", NEW_METHODS)
+@pytest.mark.parametrize("name", ALL_METHODS)
 def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
     with_examples: pytest.Pytester, unlearn_cache: Path, name: str
 ) -> None:
     result, report = _quick_run(
-        with_examples, unlearn_cache, f"examples.{name}:unlearn", *unlearn_args(unlearn_cache, MODELS)
+        with_examples,
+        unlearn_cache,
+        f"examples.{name}:unlearn",
+        *unlearn_args(unlearn_cache, MODELS),
     )
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output(result)
     records = report["records"]

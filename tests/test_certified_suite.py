@@ -1,0 +1,136 @@
+"""Certified checks through the suite: collected only for a claiming method, and verdicts on
+the example methods (``certified_newton`` passes, ``overclaiming`` fails)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import IDENTITY_METHOD, output, unlearn_args
+
+from pytest_unlearn.benchmarks import get_benchmark
+from pytest_unlearn.store import load_or_build
+
+BENCHMARK = "digits-logreg-perturbed"
+MODELS = 8  # enough for the white-box checks; the audit can refute little at this N
+CLAIMING_IDENTITY = (
+    "from pytest_unlearn.certified import certified\n"
+    "@certified(epsilon=1.0, delta=1e-5)\n" + IDENTITY_METHOD
+)
+
+
+@pytest.fixture(scope="module")
+def perturbed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("perturbed-cache")
+    load_or_build(get_benchmark(BENCHMARK), MODELS, cache, log=lambda message: None)
+    return cache
+
+
+def _ids(result: pytest.RunResult) -> list[str]:
+    return [line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_" in line]
+
+
+def test_a_method_without_a_claim_gets_no_certified_tests(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", *unlearn_args(unlearn_cache), "--collect-only", "-q"
+    )
+    assert result.ret == 0
+    assert not any("test_certified" in line for line in result.outlines)
+
+
+def test_a_claim_on_an_sgd_benchmark_gets_the_audit_only(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makepyfile(mymethod=CLAIMING_IDENTITY)
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", *unlearn_args(unlearn_cache), "--collect-only", "-q"
+    )
+    certified = [i for i in _ids(result) if i.endswith(("-blackbox", "-whitebox"))]
+    assert certified == [
+        "digits-mlp-knn36-blackbox",
+        "digits-mlp-random36-blackbox",
+        "digits-mlp-seq3x12-req1-blackbox",
+        "digits-mlp-seq3x12-req2-blackbox",
+        "digits-mlp-seq3x12-req3-blackbox",
+    ]
+
+
+def _run_certified(
+    pytester: pytest.Pytester, cache: Path, method: str, *args: str
+) -> pytest.RunResult:
+    return pytester.runpytest(
+        f"--unlearn-method={method}",
+        f"--unlearn-benchmark={BENCHMARK}",
+        *unlearn_args(cache, MODELS),
+        "-m",
+        "certified",
+        *args,
+    )
+
+
+def test_certified_newton_passes_its_claim(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    result = _run_certified(with_examples, perturbed_cache, "examples.certified_newton:unlearn")
+    result.assert_outcomes(passed=10, deselected=15)
+    assert "pytest-unlearn certified claim" in output(result)
+
+
+def test_overclaiming_fails_every_white_box_check(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    result = _run_certified(
+        with_examples, perturbed_cache, "examples.overclaiming:unlearn", "-k", "whitebox"
+    )
+    result.assert_outcomes(failed=5, deselected=20)
+    assert output(result).count("exceeds the reported bound") >= 5
+
+
+SPENDTHRIFT = """
+from examples.certified_newton import newton_removal
+from pytest_unlearn.certified import CertifiedClaim, certified
+
+GENEROUS = CertifiedClaim(epsilon=1000.0, delta=1e-5, noise_std=3e-3)
+
+
+@certified(epsilon=0.2, delta=1e-5, noise_std=3e-3)
+def unlearn(model, forget, retain, context):
+    # Budgets by a far larger epsilon than it claims: it never retrains.
+    return newton_removal(model, forget, retain, context, claim=GENEROUS)
+"""
+
+FRUGAL = """
+from examples.certified_newton import newton_removal
+from pytest_unlearn.certified import CertifiedClaim, certified
+
+CLAIM = CertifiedClaim(epsilon=0.2, delta=1e-5, noise_std=3e-3)
+
+
+@certified(epsilon=0.2, delta=1e-5, noise_std=3e-3)
+def unlearn(model, forget, retain, context):
+    return newton_removal(model, forget, retain, context, claim=CLAIM)
+"""
+
+
+def test_a_method_that_never_retrains_overspends_its_budget(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    with_examples.makepyfile(mymethod=SPENDTHRIFT)
+    result = _run_certified(
+        with_examples, perturbed_cache, "mymethod:unlearn", "-k", "seq3x12 and whitebox"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "must retrain" in output(result)
+
+
+def test_the_same_method_retraining_when_the_budget_is_spent_passes(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    with_examples.makepyfile(mymethod=FRUGAL)
+    result = _run_certified(
+        with_examples, perturbed_cache, "mymethod:unlearn", "-k", "seq3x12 and whitebox"
+    )
+    result.assert_outcomes(passed=3, deselected=22)
