@@ -134,3 +134,18 @@ def test_the_same_method_retraining_when_the_budget_is_spent_passes(
         with_examples, perturbed_cache, "mymethod:unlearn", "-k", "seq3x12 and whitebox"
     )
     result.assert_outcomes(passed=3, deselected=22)
+
+
+def test_a_claim_on_a_method_from_the_hook_counts(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makeconftest(
+        "from pytest_unlearn.certified import certified\n"
+        "@certified(epsilon=1.0, delta=1e-5)\n"
+        "def _unlearn(model, forget, retain, context):\n"
+        "    return model\n"
+        "def pytest_unlearn_method(config):\n"
+        "    return _unlearn\n"
+    )
+    result = pytester.runpytest(*unlearn_args(unlearn_cache), "--collect-only", "-q")
+    assert "digits-mlp-knn36-blackbox" in _ids(result)
