@@ -58,7 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     from .workers import configure_worker
 
-    settings = dataclasses.replace(settings, device=configure_worker(config, settings.device))
+    settings = dataclasses.replace(
+        settings, device=configure_worker(config, settings.device, settings.threads)
+    )
 
     from pytest_unlearn import conformance
     from pytest_unlearn.fixtures import conformance_fixtures

@@ -79,6 +79,11 @@ OPTIONS = (
     _Option(
         "timeout", "seconds one method call may take before it fails its tests (default: none)"
     ),
+    _Option(
+        "threads",
+        "torch CPU threads per process (default: the cores divided among the xdist workers); "
+        "a fixed value makes CPU results bit-identical whatever -n is",
+    ),
 )
 _FLAGS = {"offline"}  # options that take no value on the command line
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -154,6 +159,7 @@ class Settings:
     seed: int = 0
     report: Path | None = None
     plots: Path | None = None
+    threads: int | None = None
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -177,6 +183,7 @@ class Settings:
             seed=_seed(config),
             report=_path(config, "report"),
             plots=_path(config, "plots"),
+            threads=_threads(config),
         )
 
 
@@ -281,6 +288,19 @@ def _timeout(config: pytest.Config) -> float | None:
     if not seconds > 0:
         raise pytest.UsageError(f"{source}: the timeout must be positive, got {raw!r}")
     return seconds
+
+
+def _threads(config: pytest.Config) -> int | None:
+    raw, source = _raw(config, "threads")
+    if raw is None:
+        return None
+    try:
+        threads = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected a number of threads, got {raw!r}") from None
+    if threads < 1:
+        raise pytest.UsageError(f"{source}: the number of threads must be at least 1, got {raw!r}")
+    return threads
 
 
 def _seed(config: pytest.Config) -> int:

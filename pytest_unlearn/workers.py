@@ -54,12 +54,21 @@ def cpu_threads(cores: int, workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def configure_worker(config: pytest.Config, device: torch.device) -> torch.device:
-    """Pin this worker (no-op outside xdist workers); returns the device it should use."""
+def configure_worker(
+    config: pytest.Config, device: torch.device, threads: int | None = None
+) -> torch.device:
+    """Pin this worker (no-op outside xdist workers); returns the device it should use.
+
+    ``threads`` (``--unlearn-threads``) fixes torch's CPU threads in every process; without
+    it an xdist worker on the CPU gets its share of the cores. A thread count changes how
+    matrix products are summed, so only a fixed one gives bit-identical figures across ``-n``.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
     index = worker_index(config)
     if index is None:
         return device
-    if device.type == "cpu":
+    if device.type == "cpu" and threads is None:
         torch.set_num_threads(cpu_threads(os.cpu_count() or 1, worker_count(config)))
     return assign_device(device, index, torch.cuda.device_count())
 

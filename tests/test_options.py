@@ -186,6 +186,14 @@ def test_benchmark_all_selects_every_buildable_benchmark(pytester: pytest.Pytest
     assert _resolve(pytester, "--unlearn-benchmark=all").benchmarks == buildable
 
 
+def test_threads_default_to_the_share_of_the_cores(pytester: pytest.Pytester) -> None:
+    assert _resolve(pytester).threads is None
+
+
+def test_threads_setting_is_read_as_an_integer(pytester: pytest.Pytester) -> None:
+    assert _resolve(pytester, "--unlearn-threads=3").threads == 3
+
+
 def test_relative_cache_dir_resolves_against_the_invocation_dir(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,6 +222,10 @@ BAD_VALUES = [
     pytest.param("models", "1", "an ensemble needs at least 2 models, got 1", id="models-1"),
     pytest.param("benchmark", "nope", "unknown benchmark nope (known: ", id="benchmark"),
     pytest.param("device", "bogus", "'bogus' is not a torch device", id="device-bogus"),
+    pytest.param("threads", "two", "expected a number of threads, got 'two'", id="threads-two"),
+    pytest.param(
+        "threads", "0", "the number of threads must be at least 1, got '0'", id="threads-0"
+    ),
 ]
 if not torch.cuda.is_available():
     BAD_VALUES.append(

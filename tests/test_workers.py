@@ -41,3 +41,20 @@ def test_auto_workers_is_xdist_default_without_a_method(pytester: pytest.Pyteste
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     result = pytester.runpytest("-n", "auto", "-p", "xdist")
     result.assert_outcomes(passed=1)
+
+
+class _FakeConfig:
+    """Just enough of a pytest config for ``configure_worker``: no xdist worker input."""
+
+
+def test_fixed_threads_apply_outside_xdist_too() -> None:
+    import torch
+
+    from pytest_unlearn.workers import configure_worker
+
+    before = torch.get_num_threads()
+    try:
+        assert configure_worker(_FakeConfig(), torch.device("cpu"), threads=1).type == "cpu"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
