@@ -33,6 +33,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -170,6 +171,27 @@ def run_method(method: str, report: Path, args: argparse.Namespace) -> bool:
     return True
 
 
+def case_key(record: dict[str, Any]) -> tuple[str, str, int | None, str]:
+    """(benchmark, forget set, request or None, split) of a split test's record.
+
+    From the test id, which every record has: a test that failed before recording its figures
+    (the method raised, broke the contract) has them all null, benchmark and split included.
+    Ids read ``<benchmark>-<forget set>[-req<k>]-<split>``; benchmark names may hold hyphens,
+    forget set names do not.
+
+    >>> case_key({"test_id": "digits-mlp-seq3x12-req2-retain"})
+    ('digits-mlp', 'seq3x12', 2, 'retain')
+    >>> case_key({"test_id": "digits-logreg-perturbed-knn36-forget"})
+    ('digits-logreg-perturbed', 'knn36', None, 'forget')
+    """
+    *head, split = record["test_id"].split("-")
+    request = None
+    if len(head) > 2 and re.fullmatch(r"req\d+", head[-1]):
+        request = int(head.pop()[3:])
+    *benchmark, forget_set = head
+    return "-".join(benchmark), forget_set, request, split
+
+
 def read_cases(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[Case]:
     """Group each report's split records into cases, sorted for the table.
 
@@ -179,16 +201,10 @@ def read_cases(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[Case]:
     grouped: dict[tuple[str, str, str, int | None], dict[str, dict[str, Any]]] = {}
     for method, report in reports:
         for record in report["records"]:
-            if record["split"] not in SPLITS or record["benchmark"] is None:
+            benchmark, forget_set, request, split = case_key(record)
+            if split not in SPLITS:  # e.g. a certified check, "...-knn36-whitebox"
                 continue
-            sequential = f"-req{record['request']}-" in record["test_id"]
-            key = (
-                method,
-                record["benchmark"],
-                record["forget_set"],
-                record["request"] if sequential else None,
-            )
-            grouped.setdefault(key, {})[record["split"]] = record
+            grouped.setdefault((method, benchmark, forget_set, request), {})[split] = record
     order = {name: i for i, name in enumerate(METHODS)}
     cases = [Case(*key, records=records) for key, records in grouped.items()]
     return sorted(
@@ -263,8 +279,13 @@ def _summary(cases: Sequence[Case]) -> list[str]:
     return lines
 
 
-def render_markdown(cases: Sequence[Case], meta: dict[str, str]) -> str:
-    """``docs/results.md``: how it was made, a summary per method and benchmark, every case."""
+def render_markdown(
+    cases: Sequence[Case], meta: dict[str, str], plot_link: str = "results_compute_vs_klom.png"
+) -> str:
+    """``docs/results.md``: how it was made, a summary per method and benchmark, every case.
+
+    ``plot_link`` is the plot's path relative to the markdown file.
+    """
     lines = [
         "# Results: the example methods on every benchmark",
         "",
@@ -286,7 +307,7 @@ def render_markdown(cases: Sequence[Case], meta: dict[str, str]) -> str:
         "",
         *_summary(cases),
         "",
-        "![forget-split P95 KLoM against compute](results_compute_vs_klom.png)",
+        f"![forget-split P95 KLoM against compute]({plot_link})",
         "",
     ]
     for benchmark in sorted({c.benchmark for c in cases}):
@@ -419,6 +440,7 @@ def _metadata(
         return ", ".join(found) or MISSING
 
     settings = [report["settings"] for _, report in reports]
+    created = [report["created"][:16].replace("T", " ") for _, report in reports]
     return {
         "command": args.command_line,
         "ensemble size N": distinct(s["n_models"] for s in settings),
@@ -427,7 +449,7 @@ def _metadata(
         "pytest-unlearn": distinct(report["pytest_unlearn_version"] for _, report in reports),
         "torch": importlib.metadata.version("torch"),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-        "runs finished": distinct(report["created"][:16] for _, report in reports),
+        "runs finished (UTC)": " to ".join(sorted({min(created), max(created)})),
     }
 
 
@@ -465,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command_file = args.reports_dir / "command.txt"
     if args.render_only and command_file.is_file():
         args.command_line = command_file.read_text(encoding="utf-8").strip()
+        # The figures are that run's: so is its profile.
+        args.profile = parse_args(shlex.split(args.command_line)[2:]).profile
     elif not args.render_only:
         command_file.write_text(args.command_line + "\n", encoding="utf-8")
     broken = []
@@ -483,7 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = read_cases(reports)
     meta = _metadata(args, reports)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render_markdown(cases, meta) + "\n", encoding="utf-8")
+    plot_link = Path(os.path.relpath(args.plot.resolve(), args.output.resolve().parent))
+    text = render_markdown(cases, meta, plot_link.as_posix())
+    args.output.write_text(text + "\n", encoding="utf-8")
     plot(cases, args.plot, title=f"Example methods, N={meta['ensemble size N']}")
     print(f"wrote {args.output} ({len(cases)} cases) and {args.plot}")
     if broken:

@@ -16,8 +16,13 @@ optimizer whose ``lr`` is no SGD step size.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # types only: a method needs nothing of pytest-unlearn at run time
+    from pytest_unlearn.contract import DataSplit, UnlearnContext
 
 #: Passes over the retain set, as a fraction of the benchmark's retraining epochs (at least
 #: one): the compute scales with the benchmark's, at about a tenth of an exact retraining.
@@ -27,7 +32,9 @@ MOMENTUM = 0.9
 BATCH_SIZE = 64
 
 
-def unlearn(model: nn.Module, forget, retain, context) -> nn.Module:
+def unlearn(
+    model: nn.Module, forget: DataSplit, retain: DataSplit, context: UnlearnContext
+) -> nn.Module:
     """Fine-tune ``model`` in place on ``retain`` and return it.
 
     >>> unlearn(model, forget, retain, context)  # doctest: +SKIP

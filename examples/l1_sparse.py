@@ -22,9 +22,13 @@ Cost: ``EPOCH_FRACTION`` of retraining's ``recipe.epochs`` passes over the retai
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # types only: a method needs nothing of pytest-unlearn at run time
+    from pytest_unlearn.contract import DataSplit, UnlearnContext
 
 #: Passes over the retain set, as a fraction of the benchmark's retraining epochs (at least
 #: one): the compute scales with the benchmark's, at about a tenth of an exact retraining.
@@ -47,7 +51,9 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
     return torch.stack([parameter.abs().sum() for parameter in model.parameters()]).sum()
 
 
-def unlearn(model: nn.Module, forget, retain, context) -> nn.Module:
+def unlearn(
+    model: nn.Module, forget: DataSplit, retain: DataSplit, context: UnlearnContext
+) -> nn.Module:
     """Fine-tune ``model`` in place on ``retain`` under the decaying L1 penalty; return it.
 
     >>> unlearn(model, forget, retain, context)  # doctest: +SKIP

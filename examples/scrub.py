@@ -35,9 +35,13 @@ teacher forward pass per batch) and half as many over the forget set.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # types only: a method needs nothing of pytest-unlearn at run time
+    from pytest_unlearn.contract import DataSplit, UnlearnContext
 
 #: Passes over the retain set, as a fraction of the benchmark's retraining epochs (at least
 #: one): the compute scales with the benchmark's, at about a tenth of an exact retraining.
@@ -67,12 +71,14 @@ def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) 
     return kl * TEMPERATURE**2
 
 
-def unlearn(model: nn.Module, forget, retain, context) -> nn.Module:
+def unlearn(
+    model: nn.Module, forget: DataSplit, retain: DataSplit, context: UnlearnContext
+) -> nn.Module:
     """Run SCRUB with ``model`` as the student (updated in place) and return the student.
 
+    The teacher is a private frozen copy; the returned student is ``model`` itself, trained.
+
     >>> student = unlearn(model, forget, retain, context)  # doctest: +SKIP
-    >>> student is model  # the teacher is a private frozen copy  # doctest: +SKIP
-    True
     """
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():

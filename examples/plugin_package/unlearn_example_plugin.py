@@ -25,10 +25,15 @@ returns its own method from the hook.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # types only: the method needs nothing of pytest-unlearn at run time
+    import pytest
+
+    from pytest_unlearn.contract import DataSplit, UnlearnContext
 
 EPOCHS = 1
 LEARNING_RATE = 0.01
@@ -36,7 +41,9 @@ MOMENTUM = 0.9
 BATCH_SIZE = 64
 
 
-def unlearn(model: nn.Module, forget: Any, retain: Any, context: Any) -> nn.Module:
+def unlearn(
+    model: nn.Module, forget: DataSplit, retain: DataSplit, context: UnlearnContext
+) -> nn.Module:
     """Fine-tune ``model`` on ``retain`` for ``EPOCHS`` epochs, in place, and return it.
 
     >>> unlearn(model, forget, retain, context)  # doctest: +SKIP
@@ -54,8 +61,8 @@ def unlearn(model: nn.Module, forget: Any, retain: Any, context: Any) -> nn.Modu
     return model
 
 
-def pytest_unlearn_method(config: Any) -> Callable[..., nn.Module]:
-    """pytest-unlearn's hook: the method this plugin provides (``config`` is pytest's Config).
+def pytest_unlearn_method(config: pytest.Config) -> Callable[..., nn.Module]:
+    """pytest-unlearn's hook: the method this plugin provides.
 
     >>> pytest_unlearn_method(config) is unlearn  # doctest: +SKIP
     True
