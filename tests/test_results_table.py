@@ -168,11 +168,14 @@ def test_unknown_method_is_a_usage_error(results_table: ModuleType) -> None:
 
 
 def test_small_run_writes_the_table_and_the_plot(tmp_path: Path, unlearn_cache: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
     command = [
         sys.executable, str(SCRIPT), "--methods", "do_nothing", "--benchmarks", "digits-mlp",
         "--models", "2", "--profile", "quick", "--threads", "1",
         "--cache-dir", str(unlearn_cache), "--reports-dir", str(tmp_path / "reports"),
         "--output", str(tmp_path / "results.md"), "--plot", str(tmp_path / "compute.png"),
+        "--readme", str(readme),
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -183,3 +186,7 @@ def test_small_run_writes_the_table_and_the_plot(tmp_path: Path, unlearn_cache: 
     assert labels == ["knn36", "seq3x12 req1", "seq3x12 req2", "seq3x12 req3"]
     assert (tmp_path / "compute.png").read_bytes().startswith(PNG_MAGIC)
     assert (tmp_path / "reports" / "do_nothing.json").is_file()
+    updated = readme.read_text(encoding="utf-8")
+    assert "old" not in updated and updated.endswith("<!-- results:end -->\nafter\n")
+    assert "| `do_nothing` | 0/4 cases" in updated or "| `do_nothing` | 4/4 cases" in updated
+    assert "](results.md)" in updated and "](compute.png)" in updated
