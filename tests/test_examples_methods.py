@@ -2,17 +2,17 @@
 runs through the suite with a verdict for every test; do-nothing still fails knn36.
 
 Direct calls (no suite) check the new methods' contract on the three embedded architectures
-quickly; one quick-profile run per example (all seven) proves it end to end. Verdicts of the
-approximate methods do not matter here (N=4 is too coarse to judge them);
-``benchmarks/results_table.py`` measures them. ``examples.retrain`` passing every case at N=16
-is ``test_verdicts.py``'s job (``test_retrain_passes_every_case``), not repeated here: it costs
-64 retrainings.
+quickly; one quick-profile run per example (all seven, N=16) proves it end to end and holds
+each to the verdicts recorded in ``tests/data/example_verdicts.json`` (every case not within
+10% of its threshold), so a change to the suite that flips a verdict fails here.
+``benchmarks/results_table.py`` measures the methods at full size.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,8 +28,6 @@ from pytest_unlearn.report.json_report import load_report
 #: The examples this file covers (do_nothing, gradient_ascent and retrain predate it).
 NEW_METHODS = ("finetune", "neggrad_plus", "scrub", "l1_sparse")
 ALL_METHODS = ("do_nothing", "gradient_ascent", "retrain", *NEW_METHODS)
-#: Contract checks need no verdicts: the smallest ensembles that keep runs fast.
-MODELS = 4
 #: The quick profile keeps subpopulation and sequential forget sets (no random36 on digits-mlp).
 QUICK_IDS = [case for case in CONFORMANCE_IDS if "random" not in case]
 #: (benchmark whose architecture is used, input width): the MLP, the convex model, the 1-D CNN.
@@ -174,6 +172,12 @@ def _quick_run(pytester: pytest.Pytester, cache: Path, method: str, *args: str):
     return result, load_report(report)
 
 
+#: The verdicts each example must keep (benchmarks/example_verdicts.py records them).
+EXPECTED_VERDICTS = json.loads(
+    (Path(__file__).parent / "data" / "example_verdicts.json").read_text(encoding="utf-8")
+)
+
+
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
     with_examples: pytest.Pytester, unlearn_cache: Path, name: str
@@ -182,7 +186,8 @@ def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
         with_examples,
         unlearn_cache,
         f"examples.{name}:unlearn",
-        *unlearn_args(unlearn_cache, MODELS),
+        *unlearn_args(unlearn_cache, EXPECTED_VERDICTS["models"]),
+        "--unlearn-threads=1",
     )
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output(result)
     records = report["records"]
@@ -194,6 +199,11 @@ def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
         assert record["outcome"] == {"PASS": "passed", "FAIL": "failed"}[record["verdict"]]
         assert record["method_seconds_per_model"] is not None
     assert "Traceback" not in output(result)
+    # Every verdict not within the recorded margin of its threshold is what it was when
+    # recorded: a change to the suite that flips one is caught here.
+    verdicts = {record["test_id"]: record["verdict"] for record in records}
+    expected = EXPECTED_VERDICTS[name]["verdicts"]
+    assert {case: verdicts[case] for case in expected} == expected
 
 
 def test_do_nothing_fails_knn36_forget_on_the_quick_profile(
