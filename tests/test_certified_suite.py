@@ -149,3 +149,30 @@ def test_a_claim_on_a_method_from_the_hook_counts(
     )
     result = pytester.runpytest(*unlearn_args(unlearn_cache), "--collect-only", "-q")
     assert "digits-mlp-knn36-blackbox" in _ids(result)
+
+
+def test_the_json_report_lists_the_certified_checks(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    from pytest_unlearn.report.json_report import load_report
+
+    report_path = with_examples.path / "unlearn.json"
+    _run_certified(
+        with_examples,
+        perturbed_cache,
+        "examples.overclaiming:unlearn",
+        "-k",
+        "knn36",
+        f"--unlearn-report={report_path}",
+    )
+    report = load_report(report_path)
+    records = {r["test_id"]: r for r in report["certified_records"]}
+    assert sorted(records) == [
+        "digits-logreg-perturbed-knn36-blackbox",
+        "digits-logreg-perturbed-knn36-whitebox",
+    ]
+    whitebox = records["digits-logreg-perturbed-knn36-whitebox"]
+    assert whitebox["outcome"] == "failed" and whitebox["verdict"] == "FAIL"
+    assert whitebox["max_gradient_residual"] > whitebox["residual_budget"]
+    assert "exceeds the reported bound" in whitebox["message"]
+    assert report["records"] == []  # -m certified deselected every KLoM test

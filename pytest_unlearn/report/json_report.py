@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from .records import OUTCOMES, CaseRecord, RecordCollector
+from .records import CERTIFIED_CASE_PROPERTY, OUTCOMES, CaseRecord, RecordCollector
 
 #: The format's name and major version. Adding a field keeps it; removing, renaming or changing
 #: the meaning of one bumps the number (see docs/reports.md, "Versioning").
@@ -116,8 +116,29 @@ def _single(values: Iterable[Any]) -> Any:
     return distinct.pop() if len(distinct) == 1 else None
 
 
+def certified_record_to_json(record: CaseRecord) -> dict[str, Any]:
+    """One record of the report's ``certified_records``: id, node id, outcome, message and
+    every figure the certified test recorded (``eps_lb``, ``max_refutable_epsilon``, ...)."""
+    figures = {
+        name: _json_value(value)
+        for name, value in record.figures.items()
+        if name not in ("certified_case", "case")
+    }
+    return {
+        "test_id": record.test_id,
+        "nodeid": record.nodeid,
+        "outcome": record.outcome,
+        "message": record.message,
+        **figures,
+    }
+
+
 def build_report(
-    records: Iterable[CaseRecord], exit_status: int, *, method: str | None = None
+    records: Iterable[CaseRecord],
+    exit_status: int,
+    *,
+    method: str | None = None,
+    certified: Iterable[CaseRecord] = (),
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict.
 
@@ -140,6 +161,9 @@ def build_report(
             "benchmarks": sorted({e["benchmark"] for e in entries if e["benchmark"] is not None}),
         },
         "records": entries,
+        # Added within schema 1 (readers ignore unknown keys): the certified-claim checks of
+        # a method that declares a claim; an empty list otherwise.
+        "certified_records": [certified_record_to_json(record) for record in certified],
     }
 
 
@@ -231,12 +255,14 @@ class JsonReport:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.collector = RecordCollector()
+        self.certified = RecordCollector(CERTIFIED_CASE_PROPERTY)
         self._written: Path | None = None
         self._error: str | None = None
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
+        self.certified.add(report)
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -248,7 +274,10 @@ class JsonReport:
         if not path.is_absolute():
             path = config.invocation_params.dir / path
         report = build_report(
-            self.collector.records(), int(exitstatus), method=_method_spec(config)
+            self.collector.records(),
+            int(exitstatus),
+            method=_method_spec(config),
+            certified=self.certified.records(),
         )
         try:
             write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")

@@ -202,12 +202,14 @@ class RecordCollector:
     ['digits-mlp-knn36-forget']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, case_property: str = CASE_PROPERTY) -> None:
+        #: The user property that selects this collector's tests (certified tests have theirs).
+        self.case_property = case_property
         self._records: dict[str, CaseRecord] = {}
 
     def add(self, report: Any) -> None:
         properties = list(getattr(report, "user_properties", None) or ())
-        test_id = case_id(properties)
+        test_id = next((str(v) for k, v in properties if k == self.case_property), None)
         if test_id is None:
             return
         nodeid = str(report.nodeid)
