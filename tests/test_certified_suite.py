@@ -176,3 +176,38 @@ def test_the_json_report_lists_the_certified_checks(
     assert whitebox["max_gradient_residual"] > whitebox["residual_budget"]
     assert "exceeds the reported bound" in whitebox["message"]
     assert report["records"] == []  # -m certified deselected every KLoM test
+
+
+def test_the_audit_is_skipped_with_its_reason_below_four_models(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makepyfile(mymethod=CLAIMING_IDENTITY)
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn",
+        *unlearn_args(unlearn_cache, 2),
+        "-m",
+        "certified",
+        "-k",
+        "knn36",
+        "-rs",
+    )
+    result.assert_outcomes(skipped=1, deselected=19)
+    assert "needs at least 4 models per ensemble (--unlearn-models=2)" in output(result)
+
+
+def test_a_numpy_scalar_bound_is_read_as_a_number() -> None:
+    import numpy as np
+    import torch
+
+    from pytest_unlearn.certified import CertifiedClaim, check_case
+
+    weight = torch.zeros(1, 2, 3, dtype=torch.float64)
+    report = check_case(
+        CertifiedClaim(1.0, 1e-5, 1.0),
+        [[weight[0]]],
+        [[{"gradient_residual_bound": np.float32(10.0)}]],
+        [torch.zeros(2, 3, dtype=torch.float64)],
+        [(torch.rand(5, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 0]))],
+        1e-2,
+    )
+    assert report.models[0].reported_bound == 10.0

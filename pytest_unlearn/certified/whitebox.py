@@ -27,6 +27,7 @@ it computes the exact gradient of the benchmark's regularized, loss-perturbed ob
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -93,7 +94,9 @@ def _bound(certificate: Mapping[str, Any], where: str) -> float:
     value = certificate.get("gradient_residual_bound")
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value)  # numpy scalars included
+    if not isinstance(value, float) or not math.isfinite(value):
         raise ValueError(
             f"{where}: the certificate has no finite 'gradient_residual_bound' "
             f"(got {value!r}); a claim with noise_std must report one per call"

@@ -91,10 +91,23 @@ class CertifiedResult:
         )
 
 
+class CheckUnavailable(Exception):
+    """This check cannot run at this configuration (the test is skipped with the reason)."""
+
+
+#: The audit splits each ensemble in two halves and needs at least two models in each.
+MIN_AUDIT_MODELS = 4
+
+
 def blackbox(
     case: CertifiedCase, claim: CertifiedClaim, run: MethodRun, ensembles: Ensembles
 ) -> CertifiedResult:
     """Audit the claim on the margins of every point deleted so far."""
+    if ensembles.n_models < MIN_AUDIT_MODELS:
+        raise CheckUnavailable(
+            f"the black-box audit needs at least {MIN_AUDIT_MODELS} models per ensemble "
+            f"(--unlearn-models={ensembles.n_models})"
+        )
     bench = ensembles.benchmark
     deleted = torch.tensor(
         bench.forget_set(case.forget_set).deleted_after(case.request), dtype=torch.int64
