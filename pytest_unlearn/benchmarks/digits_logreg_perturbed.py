@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
-from torch import nn
 
 from ..training import convex
-from .digits_mlp import DigitsMLP
-from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
+from .digits_logreg import DigitsLogReg
+from .spec import TrainingRecipe
 
 L2_STRENGTH = 1e-2
 NOISE_STD = 3e-3
@@ -48,8 +47,11 @@ class PerturbedObjective:
     perturbation: Callable[[int], torch.Tensor]
 
 
-class DigitsLogRegPerturbed(Benchmark):
+class DigitsLogRegPerturbed(DigitsLogReg):
     """Loss-perturbed L2 logistic regression, solved exactly, on digits-mlp's data.
+
+    Data, split, forget sets and model are ``digits-logreg``'s (inherited); the recipe and
+    the trainer are its own.
 
     >>> from pytest_unlearn.benchmarks import get_benchmark
     >>> bench = get_benchmark("digits-logreg-perturbed")
@@ -72,20 +74,6 @@ class DigitsLogRegPerturbed(Benchmark):
         loss_perturbation=NOISE_STD,
     )
     version = 1
-
-    @cached_property
-    def _source(self) -> DigitsMLP:
-        return DigitsMLP()
-
-    def load_data(self) -> Dataset:
-        return self._source.load_data()
-
-    def build_model(self) -> nn.Module:
-        return nn.Linear(64, 10, bias=False)
-
-    @property
-    def forget_sets(self) -> tuple[ForgetSet, ...]:
-        return self._source.forget_sets
 
     @property
     def objective(self) -> PerturbedObjective:
