@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ..benchmarks import get_benchmark
+from ..benchmarks import ForgetSet, get_benchmark
 
 Split = Literal["forget", "retain", "validation"]
 SPLITS: tuple[Split, ...] = ("forget", "retain", "validation")
+
+
+def _prefix(benchmark: str, forget_set: str, request: int, sequential: bool) -> str:
+    """``<benchmark>-<forget set>[-req<k>]``: the start of every id of one method run."""
+    return f"{benchmark}-{forget_set}" + (f"-req{request}" if sequential else "")
+
+
+def _requests(benchmarks: Iterable[str], profile: str) -> Iterator[tuple[str, ForgetSet, int]]:
+    """(benchmark, forget set, request) of every request the profile keeps.
+
+    The ``quick`` profile keeps the forget sets that test forgetting hardest: subpopulations
+    and sequential schedules (random forget sets are close to a negative control).
+    """
+    for name in benchmarks:
+        for fs in get_benchmark(name).forget_sets:
+            if profile == "full" or fs.kind == "subpopulation" or fs.sequential:
+                for request in range(1, len(fs.requests) + 1):
+                    yield name, fs, request
 
 
 @dataclass(frozen=True)
@@ -32,27 +50,20 @@ class ConformanceCase:
 
     @property
     def id(self) -> str:
-        request = f"-req{self.request}" if self.sequential else ""
-        return f"{self.benchmark}-{self.forget_set}{request}-{self.split}"
+        prefix = _prefix(self.benchmark, self.forget_set, self.request, self.sequential)
+        return f"{prefix}-{self.split}"
 
     @property
     def group(self) -> str:
         """Cases sharing one method run; xdist's ``loadgroup`` keeps them on one worker."""
-        return f"{self.benchmark}-{self.forget_set}"
+        return _prefix(self.benchmark, self.forget_set, 1, False)
 
 
 def conformance_cases(benchmarks: Iterable[str], profile: str = "full") -> list[ConformanceCase]:
-    """Every case of the selected benchmarks, sorted by id.
-
-    The ``quick`` profile keeps the forget sets that test forgetting hardest: subpopulations
-    and sequential schedules (random forget sets are close to a negative control).
-    """
+    """Every case of the selected benchmarks (and ``profile``), sorted by id."""
     cases = [
         ConformanceCase(name, fs.name, split, request, fs.sequential)
-        for name in benchmarks
-        for fs in get_benchmark(name).forget_sets
-        if profile == "full" or fs.kind == "subpopulation" or fs.sequential
-        for request in range(1, len(fs.requests) + 1)
+        for name, fs, request in _requests(benchmarks, profile)
         for split in SPLITS
     ]
     return sorted(cases, key=lambda case: case.id)
@@ -77,13 +88,13 @@ class CertifiedCase:
 
     @property
     def id(self) -> str:
-        request = f"-req{self.request}" if self.sequential else ""
-        return f"{self.benchmark}-{self.forget_set}{request}-{self.check}"
+        prefix = _prefix(self.benchmark, self.forget_set, self.request, self.sequential)
+        return f"{prefix}-{self.check}"
 
     @property
     def group(self) -> str:
         """The same group as the KLoM cases: both use one method run."""
-        return f"{self.benchmark}-{self.forget_set}"
+        return _prefix(self.benchmark, self.forget_set, 1, False)
 
 
 def certified_cases(
@@ -93,14 +104,9 @@ def certified_cases(
     forget set (and request) the profile keeps, and the white-box checks where the benchmark
     has an exact objective (and ``whitebox``, i.e. the claim states its noise)."""
     cases = []
-    for name in benchmarks:
-        bench = get_benchmark(name)
+    for name, fs, request in _requests(benchmarks, profile):
         checks: tuple[CertifiedCheck, ...] = ("blackbox",)
-        if whitebox and getattr(bench, "objective", None) is not None:
+        if whitebox and get_benchmark(name).objective is not None:
             checks = ("blackbox", "whitebox")
-        for fs in bench.forget_sets:
-            if profile != "full" and fs.kind != "subpopulation" and not fs.sequential:
-                continue
-            for request in range(1, len(fs.requests) + 1):
-                cases += [CertifiedCase(name, fs.name, c, request, fs.sequential) for c in checks]
+        cases += [CertifiedCase(name, fs.name, c, request, fs.sequential) for c in checks]
     return sorted(cases, key=lambda case: case.id)
