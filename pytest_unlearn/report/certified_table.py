@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from .records import CERTIFIED_CASE_PROPERTY, from_properties
+from .records import CERTIFIED_CASE_PROPERTY, case_id, from_properties
+from .terminal_table import write_table
 
 _COLUMNS = ("test", "claimed eps", "eps_lb", "max refutable", "residual", "budget", "verdict")
 
@@ -37,26 +38,19 @@ class CertifiedTable:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        test_id = dict(report.user_properties).get(CERTIFIED_CASE_PROPERTY)
+        test_id = case_id(report.user_properties, CERTIFIED_CASE_PROPERTY)
         if test_id is None:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             figures = from_properties(report.user_properties)
-            self.rows[str(test_id)] = _cells(str(test_id), report.outcome, figures)
+            self.rows[test_id] = _cells(test_id, report.outcome, figures)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.rows:
             return
         terminalreporter.section("pytest-unlearn certified claim")
-        rows = [_COLUMNS] + [self.rows[key] for key in sorted(self.rows)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        for position, row in enumerate(rows):
-            line = "  ".join(
-                cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
-            terminalreporter.write_line(line.rstrip(), bold=position == 0)
+        write_table(terminalreporter, _COLUMNS, [self.rows[key] for key in sorted(self.rows)])
         terminalreporter.write_line(
             "eps_lb = lower bound on epsilon from a held-out distinguishing test (claim refuted "
             "when eps_lb > claimed eps; N cannot refute above max refutable); residual = largest "

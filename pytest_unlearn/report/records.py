@@ -31,10 +31,10 @@ def from_properties(properties: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     return {key[len(PREFIX) :]: value for key, value in properties if key.startswith(PREFIX)}
 
 
-def case_id(properties: Iterable[tuple[str, Any]]) -> str | None:
-    """The conformance case a report belongs to, or None for any other test."""
+def case_id(properties: Iterable[tuple[str, Any]], name: str = CASE_PROPERTY) -> str | None:
+    """The case a report belongs to (by its ``name`` property), or None for any other test."""
     for key, value in properties:
-        if key == CASE_PROPERTY:
+        if key == name:
             return str(value)
     return None
 
@@ -209,7 +209,7 @@ class RecordCollector:
 
     def add(self, report: Any) -> None:
         properties = list(getattr(report, "user_properties", None) or ())
-        test_id = next((str(v) for k, v in properties if k == self.case_property), None)
+        test_id = case_id(properties, self.case_property)
         if test_id is None:
             return
         nodeid = str(report.nodeid)

@@ -36,6 +36,23 @@ class TableRow:
         )
 
 
+def write_table(
+    terminalreporter: pytest.TerminalReporter,
+    header: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+) -> None:
+    """Header and rows as aligned columns: the first and last left-aligned (ids, verdicts),
+    the figures between right-aligned; the header in bold."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for position, row in enumerate(table):
+        line = "  ".join(
+            cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        terminalreporter.write_line(line.rstrip(), bold=position == 0)
+
+
 class TerminalTable:
     """Collects conformance reports as they arrive and prints the table at the end."""
 
@@ -57,14 +74,9 @@ class TerminalTable:
         if not self.rows:
             return
         terminalreporter.section("pytest-unlearn conformance")
-        rows = [_COLUMNS] + [self.rows[key].cells() for key in sorted(self.rows)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        for position, row in enumerate(rows):
-            line = "  ".join(
-                cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
-            terminalreporter.write_line(line.rstrip(), bold=position == 0)
+        write_table(
+            terminalreporter, _COLUMNS, [self.rows[key].cells() for key in sorted(self.rows)]
+        )
         terminalreporter.write_line(
             "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
             "floor = same for a second oracle ensemble; pass when P95 <= threshold."
