@@ -147,3 +147,11 @@ def whitebox(
         label=f"{bench.name}/{case.forget_set}",
     )
     return CertifiedResult(case, claim, ensembles.n_models, whitebox=report)
+
+
+def run_check(
+    case: CertifiedCase, claim: CertifiedClaim, run: MethodRun, ensembles: Ensembles
+) -> CertifiedResult:
+    """The case's check (``blackbox`` or ``whitebox``) on a method run."""
+    check = blackbox if case.check == "blackbox" else whitebox
+    return check(case, claim, run, ensembles)

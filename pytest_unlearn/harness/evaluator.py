@@ -22,9 +22,8 @@ from ..store.manifest import read_manifest
 from ..training import model_seed
 from ..training.reference_retrain import retrain_seconds
 from ..verdicts import Calibration, calibrate
-from . import certified_checks
 from .cases import CertifiedCase, ConformanceCase
-from .certified_checks import CertifiedResult
+from .certified_checks import CertifiedResult, run_check
 from .contract_checks import ContractViolation
 from .method_runner import MethodRun, run_method
 
@@ -249,8 +248,7 @@ class Evaluator:
             raise ValueError("the method declares no certified claim")
         run = self.method_run(case.benchmark, case.forget_set)
         ensembles = self.ensembles(case.benchmark)
-        check = certified_checks.blackbox if case.check == "blackbox" else certified_checks.whitebox
-        return check(case, self.claim, run, ensembles)
+        return run_check(case, self.claim, run, ensembles)
 
 
 EVALUATOR_KEY = pytest.StashKey[Evaluator]()
