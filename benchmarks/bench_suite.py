@@ -38,7 +38,7 @@ def main() -> None:
         run_suite("examples.do_nothing:unlearn", *options, junit=Path(tmp) / "warm.xml")
         serial = run_suite(args.method, *options, junit=Path(tmp) / "n0.xml")
         parallel = run_suite(
-            args.method, *options, "-n", "2", "--dist", "loadgroup", junit=Path(tmp) / "n2.xml"
+            args.method, *options, "-n", "2", "--dist", "load", junit=Path(tmp) / "n2.xml"
         )
     same = [(r["case"], r["verdict"]) for r in serial.records] == [
         (r["case"], r["verdict"]) for r in parallel.records

@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        common = [f"--unlearn-models={args.models}", "-n", args.workers, "--dist", "loadgroup"]
+        common = [f"--unlearn-models={args.models}", "-n", args.workers, "--dist", "load"]
         retrain_fails, retrain_total = 0, 0
         for seed in range(args.seeds):
             run = run_suite(

@@ -23,7 +23,7 @@ report="${OUT:-.}/gpu_report.json"
 start=$(date +%s)
 status=0
 PYTHONUNBUFFERED=1 "$python" -m pytest --unlearn-method="$method" --unlearn-profile=quick \
-    --unlearn-device=cuda -n "$gpus" --dist loadgroup --unlearn-report="$report" \
+    --unlearn-device=cuda -n "$gpus" --dist load --unlearn-report="$report" \
     -p no:cacheprovider "$@" || status=$?
 echo "wall_seconds: $(( $(date +%s) - start ))"
 "$python" - "$report" <<'PY'

@@ -143,8 +143,8 @@ def pytest_command(method: str, report: Path, args: argparse.Namespace) -> list[
     if args.cache_dir is not None:
         command.append(f"--unlearn-cache-dir={args.cache_dir}")
     if args.workers:
-        # Tests of one forget set share one method run: keep them on one worker.
-        command += ["-n", str(args.workers), "--dist", "loadgroup"]
+        # Workers share each forget set's method calls model by model (shared runs).
+        command += ["-n", str(args.workers), "--dist", "load"]
     return command
 
 

@@ -56,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     check_method(method, "the pytest_unlearn_method hook's result")
     settings = Settings.from_config(config)
-    from .workers import configure_worker
+    from .workers import SharedRunsDirectory, configure_worker, shared_runs_dir
 
     settings = dataclasses.replace(
         settings, device=configure_worker(config, settings.device, settings.threads)
@@ -68,7 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from .harness.evaluator import EVALUATOR_KEY, Evaluator
     from .progress import progress_writer
 
-    config.stash[EVALUATOR_KEY] = Evaluator(settings, method, log=progress_writer(config))
+    config.stash[EVALUATOR_KEY] = Evaluator(
+        settings, method, log=progress_writer(config), shared_runs=shared_runs_dir(config)
+    )
     config.pluginmanager.register(conformance_fixtures, "unlearn-fixtures")
     for marker in (
         "unlearn: a pytest-unlearn conformance test",
@@ -81,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Declared here too so runs without pytest-xdist don't warn about the grouping marker.
     config.addinivalue_line("markers", "xdist_group(name): keep tests on one xdist worker")
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        config.pluginmanager.register(SharedRunsDirectory(), "unlearn-shared-runs")
         from .report.terminal_table import TerminalTable
 
         config.pluginmanager.register(TerminalTable(), "unlearn-terminal-table")

@@ -5,13 +5,21 @@ worker per GPU, so each has its own); on the CPU each worker gets ``cores // W``
 ``-n 2`` on two cores does not run four threads fighting over them. ``CUDA_VISIBLE_DEVICES`` is
 respected: torch numbers the visible GPUs from 0, and so do we.
 
+The controller also hands every worker one scratch directory, through which workers that
+need the same forget set split its method calls model by model (:mod:`.harness.shared_runs`).
+
 Limitations: a worker's GPU is fixed for the whole run (no rebalancing by memory); with more
-workers than GPUs, workers share GPUs round-robin.
+workers than GPUs, workers share GPUs round-robin. Only workers on the controller's machine
+share method calls: a remote ``--tx`` worker that cannot see the directory runs its own.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -77,3 +85,35 @@ def auto_workers() -> int | None:
     """Workers for ``-n auto``: the number of visible GPUs, or None (xdist's CPU default)."""
     gpus = torch.cuda.device_count()
     return gpus if gpus > 0 else None
+
+
+#: The ``workerinput`` key of the run's shared scratch directory.
+SHARED_RUNS_KEY = "unlearn_shared_runs"
+
+
+class SharedRunsDirectory:
+    """Controller-only plugin: one scratch directory per run, given to every xdist worker
+    (``pytest_configure_node``) and removed when the run ends."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.path is None:
+            self.path = Path(tempfile.mkdtemp(prefix="pytest-unlearn-runs-"))
+        node.workerinput[SHARED_RUNS_KEY] = str(self.path)
+
+    def pytest_unconfigure(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def shared_runs_dir(config: pytest.Config) -> Path | None:
+    """This worker's shared scratch directory; None on the controller, without xdist, or
+    when the directory is not visible here (a remote worker)."""
+    workerinput = getattr(config, "workerinput", None)
+    if not workerinput or SHARED_RUNS_KEY not in workerinput:
+        return None
+    path = Path(workerinput[SHARED_RUNS_KEY])
+    return path if path.is_dir() else None

@@ -157,7 +157,7 @@ def test_pytest_command_carries_the_overrides(results_table: ModuleType) -> None
         "--unlearn-profile=quick",
     ):
         assert expected in command
-    assert command[-4:] == ["-n", "2", "--dist", "loadgroup"]
+    assert command[-4:] == ["-n", "2", "--dist", "load"]
     assert args.method_list == list(results_table.METHODS)
 
 

@@ -55,7 +55,7 @@ class ConformanceCase:
 
     @property
     def group(self) -> str:
-        """Cases sharing one method run; xdist's ``loadgroup`` keeps them on one worker."""
+        """Cases sharing one method run (``--dist loadgroup`` keeps them on one worker)."""
         return _prefix(self.benchmark, self.forget_set, 1, False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from .cases import CertifiedCase, ConformanceCase
 from .certified_checks import CertifiedResult, run_check
 from .contract_checks import ContractViolation
 from .method_runner import MethodRun, run_method
+from .shared_runs import MemberFailedElsewhere
 
 Log = Callable[[str], None]
 
@@ -109,10 +111,19 @@ class Evaluator:
     True
     """
 
-    def __init__(self, settings: Settings, method: Callable, log: Log | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        method: Callable,
+        log: Log | None = None,
+        shared_runs: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.method = method
         self._log = log or (lambda message: None)
+        #: A directory every xdist worker of the run sees: workers split a forget set's
+        #: method calls through it (:mod:`.shared_runs`). None outside xdist.
+        self.shared_runs = shared_runs
         self._ensembles: dict[str, Ensembles | StoreError] = {}
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
         self._retrain_seconds: dict[str, float] = {}
@@ -164,13 +175,14 @@ class Evaluator:
                     seed=self.settings.seed,
                     log=self._log,
                     keep_outputs=self.claim is not None,
+                    shared=self.shared_runs,
                 )
             except Exception as error:
                 self._runs[key] = error
                 raise
         run = self._runs[key]
-        if isinstance(run, ContractViolation):
-            raise ContractViolation(str(run))  # every test of the forget set names the violation
+        if isinstance(run, ContractViolation | MemberFailedElsewhere):
+            raise type(run)(str(run))  # every test of the forget set names the problem
         if isinstance(run, BaseException):
             raise MethodFailedEarlier(
                 f"the method raised {type(run).__name__}: {run} on {benchmark}/{forget_set} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -17,6 +18,7 @@ from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
 from .contract_checks import check_returned_model, parameter_shapes, time_limit
+from .shared_runs import MemberRun, RunBoard, run_key
 
 Log = Callable[[str], None]
 
@@ -73,6 +75,70 @@ def request_splits(
     return _split(ensembles, forget, device), _split(ensembles, retain, device)
 
 
+def run_member(
+    method: Callable,
+    ensembles: Ensembles,
+    forget_set: str,
+    index: int,
+    splits: dict[int, tuple[DataSplit, DataSplit]],
+    device: torch.device,
+    *,
+    timeout: float | None = None,
+    seed: int = 0,
+    keep_outputs: bool = False,
+) -> MemberRun:
+    """Call ``method`` on member ``index`` for every request of the forget set, in order.
+
+    The member is a private, freshly built copy; the global torch RNG is seeded with each
+    call's fresh ``context.seed`` (then restored), so the result depends on the member's index
+    alone, not on what ran before it or in which process. Every returned model is checked
+    against the contract (:mod:`.contract_checks`); a violation raises ``ContractViolation``.
+    """
+    benchmark = ensembles.benchmark
+    data = benchmark.load_data()
+    sequential = len(splits) > 1
+    all_inputs, all_targets = data.inputs.to(device), data.targets.to(device)
+    rng_devices = [device] if device.type == "cuda" else []
+    model = ensembles.member(index).to(device)
+    shapes = parameter_shapes(model)
+    margins: list[torch.Tensor] = []
+    certificates: list[dict] = []
+    states: list[dict[str, torch.Tensor]] = []
+    seconds = 0.0
+    for k in sorted(splits):
+        forget, retain = splits[k]
+        context = UnlearnContext(
+            device=device,
+            seed=model_seed("method", seed, benchmark.name, forget_set, k, index),
+            model_index=index,
+            request_index=k - 1,
+            recipe=benchmark.recipe,
+            benchmark=benchmark.name,
+            forget_set=forget_set,
+            num_classes=data.num_classes,
+            history=tuple(dict(c) for c in certificates),
+        )
+        where = f"{benchmark.name}/{forget_set} model {index}" + (
+            f" request {k}" if sequential else ""
+        )
+        call_started = time.perf_counter()
+        with torch.random.fork_rng(devices=rng_devices), time_limit(timeout, where):
+            torch.manual_seed(context.seed)
+            returned = method(model, forget, retain, context)
+        seconds += time.perf_counter() - call_started
+        model = check_returned_model(returned, shapes, device, where)
+        margins.append(_margins_of(model, all_inputs, all_targets))
+        certificates.append(dict(context.certificate))
+        if keep_outputs:
+            states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+    return MemberRun(
+        margins=margins,
+        seconds=seconds,
+        certificates=certificates,
+        states=states if keep_outputs else None,
+    )
+
+
 def run_method(
     method: Callable,
     ensembles: Ensembles,
@@ -83,70 +149,77 @@ def run_method(
     seed: int = 0,
     log: Log | None = None,
     keep_outputs: bool = False,
+    shared: Path | None = None,
 ) -> MethodRun:
     """Call ``method`` on every ensemble member (and request) and return the margins.
 
-    Each member is a private, freshly built copy; the global torch RNG is seeded with the
-    call's fresh ``context.seed`` (then restored), so runs are reproducible and one call's
-    randomness cannot leak into the next. Every returned model is checked against the
-    contract (:mod:`.contract_checks`); a violation raises ``ContractViolation``.
     ``keep_outputs`` also keeps every returned state dict and certificate (certified checks).
+    ``shared``, a directory all xdist workers of the run see, lets the workers that need this
+    forget set at the same time split its members (:mod:`.shared_runs`); the results are the
+    same as without it.
+
+    >>> run = run_method(method, ensembles, "knn36", torch.device("cpu"))  # doctest: +SKIP
+    >>> run.margins[1].shape  # doctest: +SKIP
+    torch.Size([16, 1797])
     """
     benchmark = ensembles.benchmark
-    data = benchmark.load_data()
     fs = benchmark.forget_set(forget_set)
     requests = range(1, len(fs.requests) + 1)
     splits = {k: request_splits(ensembles, forget_set, k, device) for k in requests}
-    all_inputs, all_targets = data.inputs.to(device), data.targets.to(device)
-    rows: dict[int, list[torch.Tensor]] = {k: [] for k in requests}
-    method_seconds = 0.0
+    n_models = ensembles.n_models
     started = time.perf_counter()
-    rng_devices = [device] if device.type == "cuda" else []
-    outputs: list[list[dict[str, torch.Tensor]]] = []
-    certificates: list[list[dict]] = []
-    for index in range(ensembles.n_models):
-        model = ensembles.member(index).to(device)
-        shapes = parameter_shapes(model)
-        history: list[dict] = []
-        kept: list[dict[str, torch.Tensor]] = []
-        for k in requests:
-            forget, retain = splits[k]
-            context = UnlearnContext(
-                device=device,
-                seed=model_seed("method", seed, benchmark.name, forget_set, k, index),
-                model_index=index,
-                request_index=k - 1,
-                recipe=benchmark.recipe,
-                benchmark=benchmark.name,
-                forget_set=forget_set,
-                num_classes=data.num_classes,
-                history=tuple(dict(c) for c in history),
-            )
-            where = f"{benchmark.name}/{forget_set} model {index}" + (
-                f" request {k}" if fs.sequential else ""
-            )
-            call_started = time.perf_counter()
-            with torch.random.fork_rng(devices=rng_devices), time_limit(timeout, where):
-                torch.manual_seed(context.seed)
-                returned = method(model, forget, retain, context)
-            method_seconds += time.perf_counter() - call_started
-            model = check_returned_model(returned, shapes, device, where)
-            rows[k].append(_margins_of(model, all_inputs, all_targets))
-            history.append(dict(context.certificate))
-            if keep_outputs:
-                kept.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
-        if keep_outputs:
-            outputs.append(kept)
-            certificates.append(history)
-        if log is not None and (index + 1) % max(1, ensembles.n_models // 4) == 0:
+    done = 0
+
+    def member(index: int) -> MemberRun:
+        nonlocal done
+        result = run_member(
+            method, ensembles, forget_set, index, splits, device,
+            timeout=timeout, seed=seed, keep_outputs=keep_outputs,
+        )  # fmt: skip
+        done += 1
+        if log is not None and done % max(1, n_models // 4) == 0:
             log(
-                f"  {benchmark.name}-{forget_set}: method ran on {index + 1}/{ensembles.n_models} "
-                f"models ({time.perf_counter() - started:.1f}s)"
+                f"  {benchmark.name}-{forget_set}: method ran on {done} models "
+                f"({time.perf_counter() - started:.1f}s)"
             )
-    calls = ensembles.n_models * len(requests)
+        return result
+
+    if shared is None:
+        members = [member(index) for index in range(n_models)]
+    else:
+        members = _run_shared(member, shared, ensembles, forget_set, seed, device, keep_outputs)
+    calls = n_models * len(requests)
     return MethodRun(
-        margins={k: torch.stack(rows[k]) for k in requests},
-        seconds_per_call=method_seconds / calls,
-        outputs=outputs if keep_outputs else None,
-        certificates=certificates if keep_outputs else None,
+        margins={k: torch.stack([m.margins[k - 1] for m in members]) for k in requests},
+        seconds_per_call=sum(m.seconds for m in members) / calls,
+        outputs=[m.states for m in members] if keep_outputs else None,  # type: ignore[misc]
+        certificates=[m.certificates for m in members] if keep_outputs else None,
     )
+
+
+def _run_shared(
+    member: Callable[[int], MemberRun],
+    shared: Path,
+    ensembles: Ensembles,
+    forget_set: str,
+    seed: int,
+    device: torch.device,
+    keep_outputs: bool,
+) -> list[MemberRun]:
+    benchmark = ensembles.benchmark
+    identity = (benchmark.fingerprint(), seed, ensembles.n_models, device.type, keep_outputs)
+    board = RunBoard(shared / run_key(benchmark.name, forget_set, *identity))
+    indices = range(ensembles.n_models)
+
+    def run_and_publish(index: int) -> None:
+        try:
+            result = member(index)
+        except BaseException as error:
+            board.publish_failure(index, error)
+            raise
+        board.publish(index, result)
+
+    for index in board.claims(indices):
+        run_and_publish(index)
+    board.wait(indices, take_over=run_and_publish)
+    return [board.read(index) for index in indices]
