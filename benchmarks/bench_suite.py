@@ -4,7 +4,8 @@
         [--threads 1]
 
 The ensembles are built (or found in the user cache) first, untimed, so both timed runs
-measure evaluation only. Both timed runs use ``--unlearn-threads=THREADS`` (default 1, the
+measure evaluation only. The ``-n 2`` run uses ``--dist load``: both workers need every forget
+set and split its method calls model by model (``pytest_unlearn.harness.shared_runs``). Both timed runs use ``--unlearn-threads=THREADS`` (default 1, the
 fastest setting for these small models on the 2-CPU machine), so their figures must agree
 bit for bit: the script checks that both give the same ids and verdicts and that every
 record's figures other than the timings are identical (``records_identical``). With
