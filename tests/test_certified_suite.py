@@ -211,3 +211,42 @@ def test_a_numpy_scalar_bound_is_read_as_a_number() -> None:
         1e-2,
     )
     assert report.models[0].reported_bound == 10.0
+
+
+def test_under_xdist_the_certified_checks_match_a_serial_run(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    """Workers that split the calls hand the checks the same outputs and certificates (the
+    white-box checks read every returned model and its perturbation tensor)."""
+    pytest.importorskip("xdist")
+    from pytest_unlearn.report.json_report import load_report
+
+    records = []
+    for workers in ("0", "2"):
+        report_path = with_examples.path / f"unlearn-{workers}.json"
+        result = with_examples.runpytest_subprocess(
+            "--unlearn-method=examples.certified_newton:unlearn",
+            f"--unlearn-benchmark={BENCHMARK}",
+            *unlearn_args(perturbed_cache, MODELS),
+            "--unlearn-threads=1",
+            "-m",
+            "certified",
+            "-k",
+            "seq3x12",  # the chains: certificates with history, retrains with perturbations
+            f"--unlearn-report={report_path}",
+            "-n",
+            workers,
+            "--dist",
+            "load",
+        )
+        outcomes = result.parseoutcomes()  # xdist reports no "deselected" count
+        assert (outcomes.get("passed"), outcomes.get("failed")) == (6, None), outcomes
+        figures = ("outcome", "verdict", "eps_lb", "max_gradient_residual", "residual_budget")
+        records.append(
+            {
+                r["test_id"]: {k: r.get(k) for k in figures}
+                for r in load_report(report_path)["certified_records"]
+            }
+        )
+    assert records[0] == records[1]
+    assert len(records[0]) == 6

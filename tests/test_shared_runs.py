@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import CONFORMANCE_IDS
@@ -39,6 +40,7 @@ def noisy_method(model, forget, retain, context):
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
     context.certificate["gradient_residual_bound"] = float(len(context.history))
+    context.certificate["perturbation"] = torch.randn(2, dtype=torch.float64)
     return model
 
 
@@ -46,12 +48,20 @@ def _assert_same_run(a: MethodRun, b: MethodRun) -> None:
     assert sorted(a.margins) == sorted(b.margins)
     for k in a.margins:
         assert torch.equal(a.margins[k], b.margins[k]), k
-    assert a.certificates == b.certificates
+    assert _plain(a.certificates) == _plain(b.certificates)
     assert (a.outputs is None) == (b.outputs is None)
     for kept_a, kept_b in zip(a.outputs or [], b.outputs or [], strict=True):
         for state_a, state_b in zip(kept_a, kept_b, strict=True):
             assert state_a.keys() == state_b.keys()
             assert all(torch.equal(state_a[n], state_b[n]) for n in state_a)
+
+
+def _plain(certificates: list[list[dict]] | None) -> object:
+    """Certificates with every tensor as (dtype, values), for ``==``."""
+    return [
+        [{k: (v.dtype, v.tolist()) if torch.is_tensor(v) else v for k, v in c.items()} for c in m]
+        for m in certificates or []
+    ]
 
 
 def test_a_shared_run_equals_a_run_that_makes_every_call(ensembles, tmp_path) -> None:
@@ -160,17 +170,24 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(ensembles, tmp_path) -> No
     _assert_same_run(run, run_method(noisy_method, ensembles, "fs", CPU))
 
 
-def test_published_member_round_trips_states_and_certificates(tmp_path) -> None:
+def test_published_member_round_trips_states_and_certificate_tensors(tmp_path) -> None:
     member = MemberRun(
         margins=[torch.tensor([1.0, -2.0]), torch.tensor([0.5, 0.25])],
         seconds=0.125,
-        certificates=[{"gradient_residual_bound": 0.1}, {"retrained": True}],
+        certificates=[
+            {"gradient_residual_bound": np.float32(0.5), "perturbation": torch.tensor([0.25])},
+            {"retrained": True, "noise": np.array([1.5, 2.0])},
+        ],
         states=[{"weight": torch.ones(2, 3)}, {"weight": torch.zeros(2, 3)}],
     )
     board = RunBoard(tmp_path)
     board.publish(7, member)
     read = board.read(7)
-    assert read.seconds == member.seconds and read.certificates == member.certificates
+    assert read.seconds == member.seconds
+    first, second = read.certificates
+    assert first["gradient_residual_bound"] == 0.5
+    assert torch.equal(first["perturbation"], torch.tensor([0.25]))  # still a tensor
+    assert second == {"retrained": True, "noise": [1.5, 2.0]}
     assert all(torch.equal(a, b) for a, b in zip(read.margins, member.margins, strict=True))
     assert read.states is not None
     pairs = zip(read.states, member.states or [], strict=True)

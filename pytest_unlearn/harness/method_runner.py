@@ -213,11 +213,10 @@ def _run_shared(
 
     def run_and_publish(index: int) -> None:
         try:
-            result = member(index)
-        except BaseException as error:
+            board.publish(index, member(index))
+        except BaseException as error:  # even an interrupt: others must not wait for it
             board.publish_failure(index, error)
             raise
-        board.publish(index, result)
 
     for index in board.claims(indices):
         run_and_publish(index)

@@ -60,6 +60,16 @@ class MemberFailedElsewhere(Exception):
     """The method failed on a member another worker ran; that worker's test shows where."""
 
 
+def _plain(value: object) -> object:
+    """JSON for what methods put in certificates besides Python numbers and tensors: numpy
+    scalars and arrays (``.tolist()``); anything else as its ``repr``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return repr(value)
+
+
 def run_key(benchmark: str, forget_set: str, *identity: object) -> str:
     """The directory name of one run: readable, and unique to everything that fixes its
     results (``identity``: fingerprint, seed, ensemble size, device type, ...).
@@ -103,12 +113,24 @@ class RunBoard:
 
     def publish(self, index: int, member: MemberRun) -> None:
         """Make ``member`` visible to every worker at once (write aside, then rename)."""
-        tensors = {f"margins.{k}": m.contiguous() for k, m in enumerate(member.margins)}
+        # Copies: safetensors refuses tensors that share memory (tied weights, a certificate
+        # holding a view of a parameter).
+        tensors = {f"margins.{k}": m.clone() for k, m in enumerate(member.margins)}
         for k, state in enumerate(member.states or []):
-            tensors.update({f"state.{k}.{name}": t.contiguous() for name, t in state.items()})
+            tensors.update({f"state.{k}.{name}": t.clone() for name, t in state.items()})
+        # Tensors in a certificate (a retrained model's perturbation) travel as tensors, so a
+        # check sees what it would have seen in the process that made the call.
+        plain: list[dict] = []
+        for k, certificate in enumerate(member.certificates):
+            plain.append({})
+            for key, value in certificate.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"certificate.{k}.{key}"] = value.detach().cpu().clone()
+                else:
+                    plain[k][key] = value
         metadata = {
             "seconds": repr(member.seconds),
-            "certificates": json.dumps(member.certificates),
+            "certificates": json.dumps(plain, default=_plain),
             "requests": str(len(member.margins)),
             "states": "1" if member.states is not None else "0",
         }
@@ -123,12 +145,17 @@ class RunBoard:
             "contract": isinstance(error, ContractViolation),
             "type": type(error).__name__,
             "message": str(error),
-            "pid": os.getpid(),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER") or f"pid {os.getpid()}",
         }
         final = self._path(index, "error")
         partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(payload))
-        os.replace(partial, final)
+        try:
+            partial.write_text(json.dumps(payload))
+            os.replace(partial, final)
+        except OSError:
+            # Can't say why: at least release the claim, so another worker runs the member
+            # itself (and meets the failure in its own test) instead of waiting for us.
+            self._path(index, "claim").unlink(missing_ok=True)
 
     def _failure_published(self) -> dict | None:
         for path in self.directory.glob("model-*.error"):
@@ -143,8 +170,8 @@ class RunBoard:
         if failure["contract"]:
             raise ContractViolation(failure["message"])
         raise MemberFailedElsewhere(
-            f"{failure['type']}: {failure['message']} (in the xdist worker with pid "
-            f"{failure['pid']}, whose test of this forget set shows the traceback)"
+            f"{failure['type']}: {failure['message']} (in xdist worker {failure['worker']}, "
+            "whose test of this forget set shows the traceback)"
         )
 
     def pending(self, indices: Iterable[int]) -> list[int]:
@@ -152,9 +179,12 @@ class RunBoard:
         return [i for i in indices if not self._path(i, "safetensors").exists()]
 
     def orphaned(self, index: int) -> bool:
-        """Whether member ``index``'s claim belongs to a process that no longer exists."""
+        """Whether nobody is running member ``index``: its claim was released, or belongs to a
+        process that no longer exists."""
         try:
             pid = int(self._path(index, "claim").read_text() or "0")
+        except FileNotFoundError:
+            return not self._path(index, "safetensors").exists()
         except (OSError, ValueError):
             return False  # being written: its owner is alive
         if pid <= 0:
@@ -198,9 +228,14 @@ class RunBoard:
                 states.append(
                     {n.removeprefix(prefix): t for n, t in tensors.items() if n.startswith(prefix)}
                 )
+        certificates = json.loads(metadata["certificates"])
+        for name, tensor in tensors.items():
+            if name.startswith("certificate."):
+                _, k, key = name.split(".", 2)
+                certificates[int(k)][key] = tensor
         return MemberRun(
             margins=[tensors[f"margins.{k}"] for k in range(requests)],
             seconds=float(metadata["seconds"]),
-            certificates=json.loads(metadata["certificates"]),
+            certificates=certificates,
             states=states,
         )
