@@ -13,6 +13,7 @@ import pytest
 
 from pytest_unlearn.harness.certified_checks import CheckUnavailable
 from pytest_unlearn.harness.contract_checks import ContractViolation
+from pytest_unlearn.harness.evaluator import FAILED_IN_ANOTHER_TEST
 
 pytestmark = pytest.mark.unlearn
 
@@ -22,6 +23,8 @@ def test_certified(unlearn_certified_case, unlearn_evaluator, record_property) -
         result = unlearn_evaluator.certify(unlearn_certified_case)
     except ContractViolation as violation:
         pytest.fail(f"contract violation: {violation}", pytrace=False)
+    except FAILED_IN_ANOTHER_TEST as failure:
+        pytest.fail(str(failure), pytrace=False)
     except CheckUnavailable as reason:
         pytest.skip(str(reason))
     for name, value in result.properties().items():

@@ -146,6 +146,7 @@ class RunBoard:
             "type": type(error).__name__,
             "message": str(error),
             "worker": os.environ.get("PYTEST_XDIST_WORKER") or f"pid {os.getpid()}",
+            "model": index,
         }
         final = self._path(index, "error")
         partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
@@ -170,8 +171,9 @@ class RunBoard:
         if failure["contract"]:
             raise ContractViolation(failure["message"])
         raise MemberFailedElsewhere(
-            f"{failure['type']}: {failure['message']} (in xdist worker {failure['worker']}, "
-            "whose test of this forget set shows the traceback)"
+            f"the method raised {failure['type']}: {failure['message']} on model "
+            f"{failure['model']} of this forget set, in xdist worker {failure['worker']} (its "
+            "test of this forget set shows the traceback)"
         )
 
     def pending(self, indices: Iterable[int]) -> list[int]:
