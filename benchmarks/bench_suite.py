@@ -3,14 +3,14 @@
     python benchmarks/bench_suite.py [--method examples.retrain:unlearn] [--models 50]
         [--threads 1]
 
-The ensembles are built (or found in the user cache) first, untimed, so both timed runs
-measure evaluation only. The ``-n 2`` run uses ``--dist load``: both workers need every forget
-set and split its method calls model by model (``pytest_unlearn.harness.shared_runs``). Both timed runs use ``--unlearn-threads=THREADS`` (default 1, the
-fastest setting for these small models on the 2-CPU machine), so their figures must agree
-bit for bit: the script checks that both give the same ids and verdicts and that every
-record's figures other than the timings are identical (``records_identical``). With
-``--threads 0`` each run keeps its default (all cores at ``-n 0``, one per worker at
-``-n 2``) and the P95 drift between them is printed instead. Last line:
+The ensembles are built (or found in the user cache) first, untimed, so both timed runs measure
+evaluation only. The ``-n 2`` run uses ``--dist load``: both workers need every forget set and
+split its method calls model by model (``pytest_unlearn.harness.shared_runs``). Both timed runs
+use ``--unlearn-threads=THREADS`` (default 1, the fastest setting for these small models on the
+2-CPU machine), so their figures must agree bit for bit: the script checks that both give the
+same ids and verdicts and that every record's figures other than the timings are identical
+(``records_identical``). With ``--threads 0`` each run keeps its default (all cores at ``-n 0``,
+one per worker at ``-n 2``) and the P95 drift between them is printed instead. Last line:
 ``xdist_speedup: <ratio>`` (target >= 1.6 on the 2-CPU machine).
 """
 

@@ -1,4 +1,5 @@
-"""Training whole ensembles at once with ``torch.func`` (vmap over the models)."""
+"""Training whole ensembles at once: a hand-written batched engine for Linear/ReLU models,
+``torch.func.vmap`` over the models for any other architecture."""
 
 from .ensemble_trainer import ensemble_logits, model_seed, train_ensemble, unstack_member
 

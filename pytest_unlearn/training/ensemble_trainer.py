@@ -1,10 +1,20 @@
-"""Train an ensemble of identically-architected models in lockstep with ``torch.func.vmap``.
+"""Train an ensemble of identically-architected models in lockstep, one engine for all of them.
 
 Every member gets its own initialization seed and its own per-epoch data order, both derived
 from its seed alone, so member ``i`` is the same model whatever the ensemble size (a store built
-for 100 models contains the one for 8). The parameters are stacked along a leading model
-dimension and optimized with one ``torch.optim.SGD`` over the stacks: SGD is elementwise and the
-loss is a sum of per-model losses, so this is exactly per-model SGD, only vectorized.
+for 100 models contains the one for 8). :func:`train_ensemble` owns those rules and hands each
+minibatch (one row per member) to one of two engines that take the same SGD step:
+
+* ``"batched"`` (:mod:`.batched_mlp`): a hand-written batched forward and backward pass for a
+  bare ``nn.Linear`` or an ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU``; on a CPU about
+  2.5 times faster than ``"vmap"`` for digits-mlp and 7 times for digits-logreg.
+* ``"vmap"``: any architecture, through ``torch.func.vmap`` over ``functional_call`` and
+  autograd. The parameters are stacked along a leading model dimension and optimized with one
+  ``torch.optim.SGD`` over the stacks: SGD is elementwise and the loss is a sum of per-model
+  losses, so this is exactly per-model SGD, only vectorized.
+
+``engine="auto"`` (the default, what store builds use) picks ``"batched"`` whenever
+:func:`.batched_mlp.supports` the model.
 """
 
 from __future__ import annotations
@@ -12,12 +22,16 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..benchmarks.spec import TrainingRecipe
+from .batched_mlp import BatchedMLP, supports
+
+Engine = Literal["auto", "batched", "vmap"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` with the number of epochs finished."""
@@ -58,6 +72,51 @@ def _init_members(build_model: Callable[[], nn.Module], seeds: Sequence[int]) ->
     return members
 
 
+class _VmapTrainer:
+    """The generic engine: ``torch.func.vmap`` over ``functional_call``, autograd, and one
+    ``torch.optim.SGD`` over the stacked parameters; same ``step``/``parameters`` as
+    :class:`.batched_mlp.BatchedMLP`."""
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        recipe: TrainingRecipe,
+        *,
+        device: torch.device,
+    ) -> None:
+        params, buffers = stack_module_state(members)
+        self._params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
+        self._buffers = {k: v.to(device) for k, v in buffers.items()}
+        skeleton = copy.deepcopy(members[0]).to("meta")
+
+        def member_logits(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(skeleton, (p, b), (x,))
+
+        self._batched_logits = vmap(member_logits)
+        self._inputs, self._targets = inputs.to(device), targets.to(device)
+        self._optimizer = torch.optim.SGD(
+            list(self._params.values()),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+        )
+
+    def step(self, batch: torch.Tensor) -> None:
+        logits = self._batched_logits(self._params, self._buffers, self._inputs[batch])
+        per_example = nn.functional.cross_entropy(
+            logits.flatten(0, 1), self._targets[batch].flatten(), reduction="none"
+        )
+        loss = per_example.view(batch.shape).mean(dim=1).sum()
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in self._params.items()}
+
+
 def train_ensemble(
     build_model: Callable[[], nn.Module],
     inputs: torch.Tensor,
@@ -68,6 +127,7 @@ def train_ensemble(
     *,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    engine: Engine = "auto",
 ) -> dict[str, torch.Tensor]:
     """Train ``len(seeds)`` models on ``inputs[train_indices]``; return stacked parameters.
 
@@ -75,46 +135,32 @@ def train_ensemble(
     ...                         data.train_indices, bench.recipe, seeds=[1, 2, 3])  # doctest: +SKIP
     >>> params["0.weight"].shape  # doctest: +SKIP
     torch.Size([3, 128, 64])
+
+    ``engine`` is ``"auto"`` (batched when the model allows it, else vmap), ``"batched"``
+    (a ``ValueError`` if :func:`.batched_mlp.supports` rejects the model) or ``"vmap"``; both
+    engines give the same models up to float rounding.
     """
     if recipe.optimizer != "sgd" or recipe.loss != "cross_entropy":
-        raise ValueError(f"the vmap trainer supports SGD on cross-entropy only, not {recipe}")
+        raise ValueError(f"the ensemble trainer supports SGD on cross-entropy only, not {recipe}")
+    if engine not in ("auto", "batched", "vmap"):
+        raise ValueError(f"engine must be 'auto', 'batched' or 'vmap', not {engine!r}")
     device = torch.device(device)
     members = _init_members(build_model, seeds)
-    params, buffers = stack_module_state(members)
-    params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
-    buffers = {k: v.to(device) for k, v in buffers.items()}
-    skeleton = copy.deepcopy(members[0]).to("meta")
-    inputs, targets = inputs.to(device), targets.to(device)
+    # A forced "batched" on a model it cannot train raises ValueError in BatchedMLP.
+    batched = engine == "batched" or (engine == "auto" and supports(members[0]))
+    trainer_type = BatchedMLP if batched else _VmapTrainer
+    trainer = trainer_type(members, inputs, targets, recipe, device=device)
     train_indices = train_indices.to(device)
     order_generators = [order_generator(seed) for seed in seeds]
-
-    def member_logits(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(skeleton, (p, b), (x,))
-
-    batched_logits = vmap(member_logits)
-    optimizer = torch.optim.SGD(
-        list(params.values()),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-    )
     n = len(train_indices)
     for epoch in range(recipe.epochs):
         order = torch.stack([torch.randperm(n, generator=g) for g in order_generators])
         order = train_indices[order.to(device)]
         for start in range(0, n, recipe.batch_size):
-            batch = order[:, start : start + recipe.batch_size]
-            logits = batched_logits(params, buffers, inputs[batch])
-            per_example = nn.functional.cross_entropy(
-                logits.flatten(0, 1), targets[batch].flatten(), reduction="none"
-            )
-            loss = per_example.view(batch.shape).mean(dim=1).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            trainer.step(order[:, start : start + recipe.batch_size])
         if progress is not None:
             progress(epoch + 1, recipe.epochs)
-    return {k: v.detach() for k, v in params.items()}
+    return trainer.parameters()
 
 
 @torch.no_grad()
