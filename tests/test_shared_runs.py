@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import CONFORMANCE_IDS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_harness_properties import TinyBenchmark, _forget_set
 
 from pytest_unlearn.harness.contract_checks import ContractViolation
@@ -248,3 +250,28 @@ def test_xdist_workers_call_the_method_once_per_member_and_request(
     assert set(made.values()) == {1}
     # The controller removes the shared directory when the run ends.
     assert not list(scratch.glob("pytest-unlearn-runs-*"))
+
+
+@settings(max_examples=20, deadline=None, database=None)
+@given(turns=st.lists(st.sampled_from("ab"), min_size=MODELS, max_size=3 * MODELS))
+def test_any_interleaving_of_two_workers_makes_each_call_once(turns: list[str]) -> None:
+    """Two workers taking turns at claiming, in any order, split the members between them
+    with none run twice; both then read the same run as one worker alone would make."""
+    with tempfile.TemporaryDirectory() as shared:
+        boards = {name: RunBoard(Path(shared)) for name in "ab"}
+        claims = {name: boards[name].claims(range(MODELS)) for name in "ab"}
+        ran: dict[str, list[int]] = {"a": [], "b": []}
+        for name in [*turns, "a", "b"] + ["a", "b"] * MODELS:  # then both finish
+            index = next(claims[name], None)
+            if index is not None:
+                boards[name].publish(index, _member(index))
+                ran[name].append(index)
+        assert sorted(ran["a"] + ran["b"]) == list(range(MODELS))
+        for board in boards.values():
+            board.wait(range(MODELS), take_over=lambda index: pytest.fail("nothing orphaned"))
+            read = [board.read(index) for index in range(MODELS)]
+            assert [m.margins[0].tolist() for m in read] == [[float(i)] for i in range(MODELS)]
+
+
+def _member(index: int) -> MemberRun:
+    return MemberRun(margins=[torch.tensor([float(index)])], seconds=0.0, certificates=[{}])
