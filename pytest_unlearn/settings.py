@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
-from .benchmarks import available_benchmarks, get_benchmark
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODELS = 100
 #: ``--unlearn-profile=quick``: the ensemble size and forget-set kinds a PR gate runs.
@@ -230,6 +231,8 @@ def _cache_dir(config: pytest.Config) -> Path:
 
 
 def _device(config: pytest.Config) -> torch.device:
+    import torch  # here, not at the top: an inert run never gets this far
+
     raw, source = _raw(config, "device")
     if raw is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -248,6 +251,8 @@ def _device(config: pytest.Config) -> torch.device:
 
 def _benchmarks(config: pytest.Config) -> tuple[str, ...]:
     raw, source = _raw(config, "benchmark")
+    from .benchmarks import available_benchmarks, get_benchmark
+
     known = available_benchmarks()
     if raw is None:
         return DEFAULT_BENCHMARKS

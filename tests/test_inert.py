@@ -91,3 +91,16 @@ def test_a_project_test_named_like_a_conformance_fixture_is_unaffected(
     )
     pytester.makepyfile("def test_it(unlearn_case):\n    assert unlearn_case == 'mine'\n")
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_loading_the_plugin_does_not_import_torch() -> None:
+    """pytest loads the plugin in every run of every project where it is installed: that must
+    not cost a torch import (about a second) when no method is configured."""
+    import subprocess
+    import sys
+
+    probe = "import sys, pytest_unlearn.plugin; print('torch' in sys.modules)"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "False"

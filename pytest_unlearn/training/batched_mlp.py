@@ -34,11 +34,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from ..benchmarks.spec import TrainingRecipe
+if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
+    from ..benchmarks.spec import TrainingRecipe
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..benchmarks.spec import TrainingRecipe
+if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
+    from ..benchmarks.spec import TrainingRecipe
 from .batched_mlp import BatchedMLP, supports
 
 Engine = Literal["auto", "batched", "vmap"]

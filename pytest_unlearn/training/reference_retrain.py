@@ -8,11 +8,13 @@ of exact unlearning. ``examples/retrain.py`` is the same algorithm written as a 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from ..benchmarks.spec import Benchmark
+if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
+    from ..benchmarks.spec import Benchmark
 from ..contract import DataSplit
 from .ensemble_trainer import unstack_member
 
