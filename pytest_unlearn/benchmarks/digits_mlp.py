@@ -17,7 +17,12 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from .forget_selection import most_atypical, nearest, uniform_sample
+from .forget_selection import (
+    atypical_neighbourhood,
+    most_atypical,
+    nearest,
+    random_forget_set,
+)
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 _SPLIT_SEED = 20261127
@@ -63,28 +68,11 @@ class DigitsMLP(Benchmark):
 
     @cached_property
     def _forget_sets(self) -> tuple[ForgetSet, ...]:
-        data = self._data
-        train = data.train_indices
-        anchor = train[most_atypical(data.inputs[train], data.targets[train])]
-        knn = nearest(data.inputs, train, anchor, _FORGET_SIZE)
-        random = uniform_sample(train, _FORGET_SIZE, _RANDOM_FORGET_SEED)
+        knn, nearest_first = atypical_neighbourhood(self._data, _FORGET_SIZE, "image")
         return (
-            ForgetSet(
-                name=f"knn{_FORGET_SIZE}",
-                kind="subpopulation",
-                indices=tuple(sorted(knn.tolist())),
-                description=(
-                    f"the {_FORGET_SIZE} training images nearest to image {int(anchor)}, "
-                    "the training image farthest from its class mean"
-                ),
-            ),
-            ForgetSet(
-                name=f"random{_FORGET_SIZE}",
-                kind="random",
-                indices=tuple(sorted(random.tolist())),
-                description=f"{_FORGET_SIZE} training images drawn uniformly at random",
-            ),
-            self._sequential(exclude=knn),
+            knn,
+            random_forget_set(self._data, _FORGET_SIZE, _RANDOM_FORGET_SEED, "image"),
+            self._sequential(exclude=nearest_first),
         )
 
     def _sequential(self, exclude: torch.Tensor) -> ForgetSet:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .spec import Dataset, ForgetSet
+
 
 def most_atypical(inputs: torch.Tensor, targets: torch.Tensor) -> int:
     """Position of the example farthest (Euclidean, input space) from its own class mean.
@@ -36,3 +38,40 @@ def uniform_sample(pool: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     """``count`` indices of ``pool`` drawn uniformly without replacement, from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     return pool[torch.randperm(len(pool), generator=generator)[:count]]
+
+
+def atypical_neighbourhood(data: Dataset, size: int, noun: str) -> tuple[ForgetSet, torch.Tensor]:
+    """``knn{size}``: the ``size`` training examples nearest to the most atypical one (the
+    training example farthest from its class mean), a subpopulation forget set; also its
+    indices nearest first (the anchor's own neighbourhood order, which other selections use).
+
+    >>> knn36, nearest_first = atypical_neighbourhood(data, 36, "image")  # doctest: +SKIP
+    """
+    train = data.train_indices
+    anchor = train[most_atypical(data.inputs[train], data.targets[train])]
+    knn = nearest(data.inputs, train, anchor, size)
+    forget_set = ForgetSet(
+        name=f"knn{size}",
+        kind="subpopulation",
+        indices=tuple(sorted(knn.tolist())),
+        description=(
+            f"the {size} training {noun}s nearest to {noun} {int(anchor)}, "
+            f"the training {noun} farthest from its class mean"
+        ),
+    )
+    return forget_set, knn
+
+
+def random_forget_set(data: Dataset, size: int, seed: int, noun: str) -> ForgetSet:
+    """``random{size}``: ``size`` training examples drawn uniformly from ``seed``.
+
+    >>> random_forget_set(data, 36, seed=36, noun="image").kind  # doctest: +SKIP
+    'random'
+    """
+    drawn = uniform_sample(data.train_indices, size, seed)
+    return ForgetSet(
+        name=f"random{size}",
+        kind="random",
+        indices=tuple(sorted(drawn.tolist())),
+        description=f"{size} training {noun}s drawn uniformly at random",
+    )

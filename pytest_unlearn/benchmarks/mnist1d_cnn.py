@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .forget_selection import most_atypical, nearest, uniform_sample
+from .forget_selection import atypical_neighbourhood, random_forget_set
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
 #: The package's default generation arguments, pinned here so that a changed default upstream
@@ -91,28 +91,8 @@ class Mnist1dCNN(Benchmark):
 
     @cached_property
     def _forget_sets(self) -> tuple[ForgetSet, ...]:
-        data = self._data
-        train = data.train_indices
-        anchor = train[most_atypical(data.inputs[train], data.targets[train])]
-        knn = nearest(data.inputs, train, anchor, _FORGET_SIZE)
-        drawn = uniform_sample(train, _FORGET_SIZE, _RANDOM_FORGET_SEED)
-        return (
-            ForgetSet(
-                name=f"knn{_FORGET_SIZE}",
-                kind="subpopulation",
-                indices=tuple(sorted(knn.tolist())),
-                description=(
-                    f"the {_FORGET_SIZE} training signals nearest to signal {int(anchor)}, "
-                    "the training signal farthest from its class mean"
-                ),
-            ),
-            ForgetSet(
-                name=f"random{_FORGET_SIZE}",
-                kind="random",
-                indices=tuple(sorted(drawn.tolist())),
-                description=f"{_FORGET_SIZE} training signals drawn uniformly at random",
-            ),
-        )
+        knn, _ = atypical_neighbourhood(self._data, _FORGET_SIZE, "signal")
+        return (knn, random_forget_set(self._data, _FORGET_SIZE, _RANDOM_FORGET_SEED, "signal"))
 
 
 def _generate() -> tuple[np.ndarray, np.ndarray]:
