@@ -37,8 +37,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from ..atomic_files import replace_atomically, write_atomically
 from .contract_checks import ContractViolation
 
 #: Seconds between looks at a member another worker is running; short, since members take
@@ -134,10 +135,10 @@ class RunBoard:
             "requests": str(len(member.margins)),
             "states": "1" if member.states is not None else "0",
         }
-        final = self._path(index, "safetensors")
-        partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
-        save_file(tensors, str(partial), metadata=metadata)
-        os.replace(partial, final)
+        replace_atomically(
+            self._path(index, "safetensors"),
+            lambda temporary: save_file(tensors, str(temporary), metadata=metadata),
+        )
 
     def publish_failure(self, index: int, error: BaseException) -> None:
         """Record that the method failed on member ``index`` so nobody waits for it."""
@@ -148,11 +149,8 @@ class RunBoard:
             "worker": os.environ.get("PYTEST_XDIST_WORKER") or f"pid {os.getpid()}",
             "model": index,
         }
-        final = self._path(index, "error")
-        partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
         try:
-            partial.write_text(json.dumps(payload))
-            os.replace(partial, final)
+            write_atomically(self._path(index, "error"), json.dumps(payload))
         except OSError:
             # Can't say why: at least release the claim, so another worker runs the member
             # itself (and meets the failure in its own test) instead of waiting for us.
@@ -217,10 +215,10 @@ class RunBoard:
             time.sleep(poll)
 
     def read(self, index: int) -> MemberRun:
-        path = self._path(index, "safetensors")
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(self._path(index, "safetensors")), framework="pt") as handle:
             metadata = handle.metadata()
+            # One open for metadata and tensors; safe_open is not iterable, hence .keys().
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         requests = int(metadata["requests"])
         states = None
         if metadata["states"] == "1":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from ..atomic_files import write_atomically
 from .records import CERTIFIED_CASE_PROPERTY, OUTCOMES, CaseRecord, RecordCollector
 
 #: The format's name and major version. Adding a field keeps it; removing, renaming or changing
@@ -165,35 +165,6 @@ def build_report(
         # a method that declares a claim; an empty list otherwise.
         "certified_records": [certified_record_to_json(record) for record in certified],
     }
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that no reader ever sees a partial file: a temporary file
-    in the same directory (so ``os.replace`` is a rename on one file system), then a rename.
-
-    >>> write_atomically(Path("out/report.json"), "{}")  # doctest: +SKIP
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_sibling(path)
-    try:
-        with temporary.open("x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def temporary_sibling(path: Path) -> Path:
-    """A fresh hidden name next to ``path`` for an atomic write.
-
-    Not ``tempfile.mkstemp``: its files are private (0600), and a report should get the
-    permissions the user's umask gives any other file.
-
-    >>> temporary_sibling(Path("out/unlearn.json")).name  # doctest: +SKIP
-    '.unlearn.json.12345.9f2c4e1a.tmp'
-    """
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:

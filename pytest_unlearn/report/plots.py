@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .json_report import temporary_sibling
+from ..atomic_files import replace_atomically
 from .records import CaseRecord, RecordCollector
 
 #: Panel order: the case's own splits first, in the order the conformance ids list them.
@@ -163,13 +163,7 @@ def render_group(key: GroupKey, records: Sequence[CaseRecord], sequential: bool)
 
 def _save_png(figure: Any, path: Path) -> None:
     """Save through a temporary file and a rename: no half-written PNG is ever visible."""
-    temporary = temporary_sibling(path)
-    try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
 
 
 class PlotWriter:

@@ -58,6 +58,7 @@ from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
+from ..atomic_files import write_atomically
 from .manifest import (
     MANIFEST_NAME,
     FileEntry,
@@ -541,13 +542,7 @@ def _lock(cache: Path, name: str, say: Log, *, what: str) -> Iterator[None]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _force_unlink(path: Path) -> None:

@@ -23,10 +23,11 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..atomic_files import write_atomically
 
 SCHEMA = 1
 SUPPORTED_SCHEMAS: tuple[int, ...] = (SCHEMA,)
@@ -350,12 +351,7 @@ def write_manifest(root: Path, manifest: Manifest) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / MANIFEST_NAME
-    tmp = root / f".{MANIFEST_NAME}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        tmp.write_text(manifest.to_json(), encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(target, manifest.to_json())
     return target
 
 
