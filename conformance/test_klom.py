@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_unlearn.harness.contract_checks import ContractViolation
-from pytest_unlearn.harness.evaluator import FAILED_IN_ANOTHER_TEST
+from pytest_unlearn.harness.outcomes import one_line_failures, record_verdict
 
 pytestmark = pytest.mark.unlearn
 
 
 def test_klom(unlearn_case, unlearn_evaluator, record_property) -> None:
-    try:
+    with one_line_failures():
         result = unlearn_evaluator.evaluate(unlearn_case)
-    except ContractViolation as violation:
-        pytest.fail(f"contract violation: {violation}", pytrace=False)
-    except FAILED_IN_ANOTHER_TEST as failure:
-        pytest.fail(str(failure), pytrace=False)
-    for name, value in result.properties().items():
-        record_property(name, value)
-    if not result.passed:
-        pytest.fail(result.explanation(), pytrace=False)
+    record_verdict(result, record_property)

@@ -36,11 +36,6 @@ class MethodFailedEarlier(Exception):
     """The method raised on this forget set in an earlier test; that test shows its traceback."""
 
 
-#: Failures whose traceback another test shows (an earlier one here, or one on another xdist
-#: worker): the conformance tests report them as one line.
-FAILED_IN_ANOTHER_TEST = (MethodFailedEarlier, MemberFailedElsewhere)
-
-
 @dataclass(frozen=True)
 class CaseResult:
     """The outcome of one conformance case, with every figure behind the verdict."""

@@ -1,0 +1,59 @@
+"""How a conformance test turns what happened into its pytest outcome.
+
+Both conformance modules (KLoM and certified claims) end the same way: a method that broke its
+contract, or failed in a test that already shows the traceback, fails with one line; a check
+that cannot run here is skipped with its reason; otherwise the figures become ``unlearn_*``
+properties and the verdict decides pass or fail.
+
+>>> with one_line_failures():  # doctest: +SKIP
+...     result = unlearn_evaluator.evaluate(unlearn_case)
+>>> record_verdict(result, record_property)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import pytest
+
+from .certified_checks import CheckUnavailable
+from .contract_checks import ContractViolation
+from .evaluator import MethodFailedEarlier
+from .shared_runs import MemberFailedElsewhere
+
+
+class Verdict(Protocol):
+    """What :class:`.evaluator.CaseResult` and :class:`.certified_checks.CertifiedResult` share."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    def properties(self) -> dict[str, Any]: ...
+
+    def explanation(self) -> str: ...
+
+
+@contextmanager
+def one_line_failures() -> Iterator[None]:
+    """Fail (or skip) the running test with one line for what is not the method's own
+    traceback; the method's own exception passes through, traceback and all."""
+    try:
+        yield
+    except ContractViolation as violation:
+        pytest.fail(f"contract violation: {violation}", pytrace=False)
+    except (MethodFailedEarlier, MemberFailedElsewhere) as failure:
+        # Another test (earlier here, or on another xdist worker) shows the traceback.
+        pytest.fail(str(failure), pytrace=False)
+    except CheckUnavailable as reason:
+        pytest.skip(str(reason))
+
+
+def record_verdict(result: Verdict, record_property: Callable[[str, object], None]) -> None:
+    """Record ``result``'s figures on the test, then fail it with the explanation if the
+    verdict is FAIL."""
+    for name, value in result.properties().items():
+        record_property(name, value)
+    if not result.passed:
+        pytest.fail(result.explanation(), pytrace=False)
