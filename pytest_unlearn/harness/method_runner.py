@@ -75,12 +75,31 @@ def request_splits(
     return _split(ensembles, forget, device), _split(ensembles, retain, device)
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What every member's calls on one forget set read, on the device once per run."""
+
+    splits: dict[int, tuple[DataSplit, DataSplit]]  # request (1-based) -> (forget, retain)
+    inputs: torch.Tensor  # every point of the benchmark, for the margins
+    targets: torch.Tensor
+
+    @classmethod
+    def of(cls, ensembles: Ensembles, forget_set: str, device: torch.device) -> RunInputs:
+        data = ensembles.benchmark.load_data()
+        requests = range(1, len(ensembles.benchmark.forget_set(forget_set).requests) + 1)
+        return cls(
+            splits={k: request_splits(ensembles, forget_set, k, device) for k in requests},
+            inputs=data.inputs.to(device),
+            targets=data.targets.to(device),
+        )
+
+
 def run_member(
     method: Callable,
     ensembles: Ensembles,
     forget_set: str,
     index: int,
-    splits: dict[int, tuple[DataSplit, DataSplit]],
+    run_inputs: RunInputs,
     device: torch.device,
     *,
     timeout: float | None = None,
@@ -96,8 +115,8 @@ def run_member(
     """
     benchmark = ensembles.benchmark
     data = benchmark.load_data()
+    splits = run_inputs.splits
     sequential = len(splits) > 1
-    all_inputs, all_targets = data.inputs.to(device), data.targets.to(device)
     rng_devices = [device] if device.type == "cuda" else []
     model = ensembles.member(index).to(device)
     shapes = parameter_shapes(model)
@@ -127,7 +146,7 @@ def run_member(
             returned = method(model, forget, retain, context)
         seconds += time.perf_counter() - call_started
         model = check_returned_model(returned, shapes, device, where)
-        margins.append(_margins_of(model, all_inputs, all_targets))
+        margins.append(_margins_of(model, run_inputs.inputs, run_inputs.targets))
         certificates.append(dict(context.certificate))
         if keep_outputs:
             states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
@@ -163,9 +182,8 @@ def run_method(
     torch.Size([16, 1797])
     """
     benchmark = ensembles.benchmark
-    fs = benchmark.forget_set(forget_set)
-    requests = range(1, len(fs.requests) + 1)
-    splits = {k: request_splits(ensembles, forget_set, k, device) for k in requests}
+    run_inputs = RunInputs.of(ensembles, forget_set, device)
+    requests = sorted(run_inputs.splits)
     n_models = ensembles.n_models
     started = time.perf_counter()
     done = 0
@@ -173,7 +191,7 @@ def run_method(
     def member(index: int) -> MemberRun:
         nonlocal done
         result = run_member(
-            method, ensembles, forget_set, index, splits, device,
+            method, ensembles, forget_set, index, run_inputs, device,
             timeout=timeout, seed=seed, keep_outputs=keep_outputs,
         )  # fmt: skip
         done += 1
