@@ -180,9 +180,9 @@ class Benchmark(ABC):
     ) -> dict[str, torch.Tensor]:
         """Train one model per seed on ``train_indices``; return their stacked parameters.
 
-        The default trains with the recipe's SGD, all models at once (vmap); a benchmark whose
-        models are defined otherwise (e.g. exact minimizers) overrides this. Model ``i``
-        depends only on ``seeds[i]``.
+        The default trains with the recipe's SGD, all models at once (``train_ensemble``); a
+        benchmark whose models are defined otherwise (e.g. exact minimizers) overrides this.
+        Model ``i`` depends only on ``seeds[i]``.
         """
         from ..training.ensemble_trainer import train_ensemble
 
