@@ -36,8 +36,15 @@ def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Calla
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
+            hint = ""
+            if error.name == "examples":
+                hint = (
+                    "; the example methods ship with the repository, not the wheel: run "
+                    "pytest from a clone's root, or set PYTHONPATH to it"
+                )
             raise pytest.UsageError(
                 f"{origin}: no module named {error.name!r} (searched {search} and sys.path)"
+                + hint
             ) from None
         raise pytest.UsageError(f"{origin}: importing {module_name!r} failed: {error}") from None
     except Exception as error:  # the user's module raised while importing

@@ -217,3 +217,16 @@ def test_method_module_is_found_in_the_invocation_dir_not_the_rootdir(
     result = pytester.runpytest("--unlearn-method=subdir_method:unlearn", "--collect-only", "-q")
     assert result.ret == pytest.ExitCode.OK, output(result)
     assert conformance_ids(result) == CONFORMANCE_IDS
+
+
+def test_an_example_method_outside_the_repository_says_where_the_examples_live(
+    pytester: pytest.Pytester,
+) -> None:
+    """The examples ship with the repository, not the wheel: from elsewhere, say so."""
+    pytester.syspathinsert()  # nothing else: the repository root is not on the path
+    result = pytester.runpytest_subprocess(
+        "--unlearn-method=examples.gradient_ascent:unlearn", "--collect-only", "-q"
+    )
+    _assert_single_usage_error(
+        result, "no module named 'examples'", "ship with the repository", "PYTHONPATH"
+    )

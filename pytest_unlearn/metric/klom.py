@@ -3,7 +3,7 @@
 Three modes share one chunked, vectorized pipeline (no Python loop over points):
 
 ``"default"``
-    DESIGN.md section 4, exactly: margins cast to float64, clipped to ``[-clip, clip]``,
+    The estimator of docs/klom.md, exactly: margins cast to float64, clipped to ``[-clip, clip]``,
     ``bins`` equal-width bins over each point's ``[min(U | O), max(U | O)]`` with
     ``numpy.histogram`` semantics (every value counted, last bin closed), and
     ``sum_{p > 0} p * log(p / max(q, eps))``.

@@ -4,7 +4,7 @@ The statistic is P95 over a split's points of KLoM(unlearned || oracle half A). 
 unlearning the unlearned ensemble is just another draw of N oracle models, so its statistic
 follows the *null distribution*: the P95 KLoM between two independent N-model oracle
 ensembles. One such draw (half B vs half A) is the reported noise floor, but a single draw is
-itself noisy (DESIGN.md §6), so the threshold comes from many: the 2N oracle models are pooled
+itself noisy (docs/verdicts.md), so the threshold comes from many: the 2N oracle models are pooled
 and split at random into two halves ``resamples`` times, and
 
     threshold = SAFETY x max(null draws)
