@@ -4,7 +4,8 @@
 
 Both run in the same process on the same float32 margins (two shifted Gaussian ensembles,
 100 models x 60,000 points by default). The loop calls ``numpy.histogram`` once per point
-and ensemble, as DESIGN.md section 4 reads; it is timed on a subset of points and
+and ensemble, as docs/klom.md reads (bins over the oracles' range plus an underflow and an
+overflow bin); it is timed on a subset of points and
 extrapolated linearly (it does the same work for every point). The peak extra memory of the
 vectorized call is measured with tracemalloc (numpy reports its allocations there) and
 given relative to the size of the input margins (both ensembles). The last line is
@@ -29,11 +30,12 @@ def loop_klom(u: np.ndarray, o: np.ndarray, bins: int = 20, eps: float = 1e-5) -
     for i in range(u.shape[1]):
         a = np.clip(u[:, i].astype(np.float64), -100.0, 100.0)
         b = np.clip(o[:, i].astype(np.float64), -100.0, 100.0)
-        lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+        lo, hi = b.min(), b.max()
         if lo == hi:
-            hi = lo + 1.0
-        p = np.histogram(a, bins=bins, range=(lo, hi))[0] / a.size
-        q = np.histogram(b, bins=bins, range=(lo, hi))[0] / b.size
+            lo, hi = lo - 0.5, hi + 0.5
+        inner = np.histogram(a, bins=bins, range=(lo, hi))[0]
+        p = np.concatenate([[np.sum(a < lo)], inner, [np.sum(a > hi)]]) / a.size
+        q = np.concatenate([[0], np.histogram(b, bins=bins, range=(lo, hi))[0], [0]]) / b.size
         has = p > 0
         out[i] = np.sum(p[has] * np.log(p[has] / np.maximum(q[has], eps)))
     return out

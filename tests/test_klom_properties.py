@@ -24,7 +24,27 @@ MAX_KLOM = math.log(1 / 1e-5)  # the score of a point whose p sits where q has n
 
 
 def reference_klom(u: np.ndarray, o: np.ndarray, bins: int = 20, eps: float = 1e-5) -> np.ndarray:
-    """DESIGN.md section 4, one point at a time, with numpy.histogram."""
+    """The default (docs/klom.md), one point at a time: numpy.histogram over the oracles'
+    range, plus an underflow and an overflow bin."""
+    out = np.empty(u.shape[1])
+    for i in range(u.shape[1]):
+        a = np.clip(u[:, i].astype(np.float64), -100.0, 100.0)
+        b = np.clip(o[:, i].astype(np.float64), -100.0, 100.0)
+        lo, hi = b.min(), b.max()
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        inner_p = np.histogram(a, bins=bins, range=(lo, hi))[0]
+        p = np.concatenate([[np.sum(a < lo)], inner_p, [np.sum(a > hi)]]) / a.size
+        q = np.concatenate([[0], np.histogram(b, bins=bins, range=(lo, hi))[0], [0]]) / b.size
+        has = p > 0
+        out[i] = np.sum(p[has] * np.log(p[has] / np.maximum(q[has], eps)))
+    return out
+
+
+def reference_combined(
+    u: np.ndarray, o: np.ndarray, bins: int = 20, eps: float = 1e-5
+) -> np.ndarray:
+    """``mode="combined"``, one point at a time: numpy.histogram over both ensembles' range."""
     out = np.empty(u.shape[1])
     for i in range(u.shape[1]):
         a = np.clip(u[:, i].astype(np.float64), -100.0, 100.0)
@@ -99,40 +119,50 @@ SETTINGS = settings(max_examples=80, deadline=None, database=None)
 # -------------------------------------------------------------------- agreement with loops
 
 
+EXACT_REFERENCES = {"default": reference_klom, "combined": reference_combined}
+
+
+@pytest.mark.parametrize("mode", EXACT_REFERENCES)
 @SETTINGS
-@given(ensembles(), st.integers(1, 25))
-def test_default_equals_per_point_histogram_loop(pair: tuple, bins: int) -> None:
+@given(pair=ensembles(), bins=st.integers(1, 25))
+def test_exact_mode_equals_per_point_histogram_loop(mode: str, pair: tuple, bins: int) -> None:
     u, o = pair
-    np.testing.assert_allclose(klom(u, o, bins=bins), reference_klom(u, o, bins), atol=1e-9)
+    want = EXACT_REFERENCES[mode](u, o, bins)
+    np.testing.assert_allclose(klom(u, o, mode=mode, bins=bins), want, atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", EXACT_REFERENCES)
 @SETTINGS
-@given(ensembles(np.float32))
-def test_default_equals_loop_on_float32_margins(pair: tuple) -> None:
+@given(pair=ensembles(np.float32))
+def test_exact_mode_equals_loop_on_float32_margins(mode: str, pair: tuple) -> None:
     u, o = pair
-    np.testing.assert_allclose(klom(u, o), reference_klom(u, o), atol=1e-9)
+    np.testing.assert_allclose(klom(u, o, mode=mode), EXACT_REFERENCES[mode](u, o), atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", EXACT_REFERENCES)
 @SETTINGS
 @given(
-    hnp.arrays(np.float64, (7, 3), elements=st.floats(-1e3, 1e3)),
-    hnp.arrays(np.float64, (4, 3), elements=st.floats(-1e3, 1e3)),
+    u=hnp.arrays(np.float64, (7, 3), elements=st.floats(-1e3, 1e3)),
+    o=hnp.arrays(np.float64, (4, 3), elements=st.floats(-1e3, 1e3)),
 )
-def test_default_equals_loop_on_arbitrary_float64(u: np.ndarray, o: np.ndarray) -> None:
+def test_exact_mode_equals_loop_on_arbitrary_float64(
+    mode: str, u: np.ndarray, o: np.ndarray
+) -> None:
     try:
-        want = reference_klom(u, o)
+        want = EXACT_REFERENCES[mode](u, o)
     except ValueError:
         reject()  # numpy.histogram refuses ranges a few ulps wide (edges collide)
-    np.testing.assert_allclose(klom(u, o), want, atol=1e-9)
+    np.testing.assert_allclose(klom(u, o, mode=mode), want, atol=1e-9)
 
 
-def test_default_handles_ranges_too_narrow_for_distinct_edges() -> None:
+@pytest.mark.parametrize("mode", EXACT_REFERENCES)
+def test_exact_mode_handles_ranges_too_narrow_for_distinct_edges(mode: str) -> None:
     # numpy.histogram refuses this range; the estimator still bins every value somewhere.
     u = np.array([[1.0], [np.nextafter(1.0, 2.0)]])
-    o = np.array([[1.0], [1.0]])
+    o = np.array([[1.0], [np.nextafter(1.0, 2.0)]])
     with pytest.raises(ValueError, match="Too many bins"):
-        reference_klom(u, o)
-    value = klom(u, o)
+        EXACT_REFERENCES[mode](u, o)
+    value = klom(u, o, mode=mode)
     assert np.isfinite(value).all() and (value >= 0).all()
 
 
@@ -212,6 +242,56 @@ def test_disjoint_constant_ensembles_score_max() -> None:
     np.testing.assert_allclose(klom(u, o), MAX_KLOM, rtol=0, atol=1e-12)
 
 
+@SETTINGS
+@given(ensembles())
+def test_the_unlearned_ensemble_cannot_move_the_default_bins(pair: tuple) -> None:
+    """Only the oracles place the bins: moving an unlearned value anywhere else below the
+    oracles' range (or above it) leaves every point's score unchanged."""
+    u, o = pair
+    lo = np.clip(o, -100.0, 100.0).min(axis=0)
+    hi = np.clip(o, -100.0, 100.0).max(axis=0)
+    clipped = np.clip(u, -100.0, 100.0)
+    moved = u.copy()
+    moved[(clipped < lo) & (lo > -100.0)] = -1e4
+    moved[(clipped > hi) & (hi < 100.0)] = 1e4
+    np.testing.assert_array_equal(klom(moved, o), klom(u, o))
+
+
+@SETTINGS
+@given(ensembles())
+def test_default_bins_are_the_oracles_whatever_the_unlearned_range(pair: tuple) -> None:
+    """A single unlearned model far beyond the oracles scores the maximum for its own mass:
+    the default puts it in an outer bin, where q is empty."""
+    _, o = pair
+    far = np.full((1, o.shape[1]), 1e4)
+    inside = np.clip(o, -100.0, 100.0).max(axis=0) < 100.0
+    np.testing.assert_allclose(klom(far, o)[inside], MAX_KLOM, rtol=0, atol=1e-12)
+
+
+def _pinned_do_nothing_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shifted ensemble (do-nothing), the same with two members pinned at +-1e4, oracles."""
+    rng = np.random.default_rng(11)
+    oracle = rng.normal(0.0, 1.0, size=(30, 200))
+    shifted = rng.normal(1.5, 1.0, size=(30, 200))
+    pinned = shifted.copy()
+    pinned[0], pinned[1] = 1e4, -1e4
+    return shifted, pinned, oracle
+
+
+def test_pinned_members_lower_the_combined_estimator() -> None:
+    shifted, pinned, oracle = _pinned_do_nothing_case()
+    before = np.percentile(klom(shifted, oracle, mode="combined"), 95)
+    after = np.percentile(klom(pinned, oracle, mode="combined"), 95)
+    assert after < 0.7 * before  # the exploit the default closes
+
+
+def test_pinned_members_do_not_lower_the_default() -> None:
+    shifted, pinned, oracle = _pinned_do_nothing_case()
+    before = np.percentile(klom(shifted, oracle), 95)
+    after = np.percentile(klom(pinned, oracle), 95)
+    assert after >= before
+
+
 # ----------------------------------------------------------- torch input, engines, chunking
 
 
@@ -280,9 +360,10 @@ def test_logit_scaling_exploit_is_nan_in_dub_mode() -> None:
 
 
 def test_easydub_drops_the_value_on_the_top_edge() -> None:
-    # Per point: unlearned {0, 1}, oracle {0, 0}. The spec counts the 1 (top edge, last bin,
-    # where q has no mass); EasyDUB drops it and sees two identical distributions.
+    # Per point: unlearned {0, 1}, oracle {0, 0}. The combined estimator counts the 1 (top
+    # edge, last bin, where q has no mass); EasyDUB drops it and sees two identical
+    # distributions.
     u, o = np.array([[0.0], [1.0]]), np.array([[0.0], [0.0]])
     want = 0.5 * math.log(0.5 / 1.0) + 0.5 * math.log(0.5 / 1e-5)
-    assert klom(u, o)[0] == pytest.approx(want, abs=1e-12)
+    assert klom(u, o, mode="combined")[0] == pytest.approx(want, abs=1e-12)
     assert klom(u, o, mode="easydub")[0] == 0.0

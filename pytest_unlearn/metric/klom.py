@@ -1,15 +1,22 @@
 """Per-point KLoM: KL(unlearned || oracle) between binned margin ensembles.
 
-Three modes share one chunked, vectorized pipeline (no Python loop over points):
+Four modes share one chunked, vectorized pipeline (no Python loop over points):
 
 ``"default"``
-    The estimator of docs/klom.md, exactly: margins cast to float64, clipped to ``[-clip, clip]``,
-    ``bins`` equal-width bins over each point's ``[min(U | O), max(U | O)]`` with
-    ``numpy.histogram`` semantics (every value counted, last bin closed), and
-    ``sum_{p > 0} p * log(p / max(q, eps))``.
+    The oracle-anchored estimator of docs/klom.md: margins cast to float64, clipped to
+    ``[-clip, clip]``; ``bins`` equal-width bins over the *oracles'* range ``[min(O), max(O)]``
+    (``[lo - 0.5, hi + 0.5]`` when that range is a single value) with ``numpy.histogram``
+    semantics, plus an underflow bin (``v < lo``) and an overflow bin (``v > hi``); then
+    ``sum_{p > 0} p * log(p / max(q, eps))``. The method under test cannot move the bins: a
+    member pinned far outside the oracles' range costs it mass in a bin where q is empty.
+``"combined"``
+    The same, but the bins span ``[min(U | O), max(U | O)]`` (``[lo, lo + 1]`` for a single
+    value) and there are no outer bins: the estimator the published code's binning implies,
+    without its defects. Kept for comparison; a method can widen its bins by pinning members
+    far out, which is why it is not the default.
 ``"easydub"``
-    EasyDUB's published ``binned_kl_divergence``: ``np.digitize`` binning that drops every
-    value equal to the top edge, then renormalizes over what is left.
+    EasyDUB's published ``binned_kl_divergence``: ``np.digitize`` binning over the combined
+    range that drops every value equal to the top edge, then renormalizes over what is left.
 ``"dub"``
     data-unlearning-bench's ``compute_binned_KL_div``: the same binning, then
     ``scipy.stats.entropy`` semantics (q floored at ``eps``, then renormalized; NaN where
@@ -33,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
-KLOM_MODES: tuple[str, ...] = ("default", "easydub", "dub")
+KLOM_MODES: tuple[str, ...] = ("default", "combined", "easydub", "dub")
+#: The modes that count every value over float64 edges (the others reproduce published code).
+_EXACT_MODES = ("default", "combined")
 
 # Margin values (models x points, both ensembles together) handled per chunk. The numpy
 # engine keeps ~25 bytes of workspace per value, so 2**17 values is ~3.3 MiB: small enough
@@ -68,6 +77,9 @@ def klom(
     (5,)
     >>> float(klom(u, u).max())
     0.0
+    >>> pinned = u.copy(); pinned[0] = 1e4  # a member far outside the oracles' range
+    >>> bool((klom(pinned, o) > klom(u, o)).all())
+    True
 
     Raises ``ValueError`` on malformed shapes, empty ensembles, non-finite margins,
     ``bins < 1``, ``eps <= 0``, ``clip <= 0`` or an unknown ``mode``.
@@ -190,7 +202,7 @@ def _device_kw(xp: Any, ref: Any) -> dict[str, Any]:
 
 def _kl_from_counts(xp: Any, cu: Any, co: Any, mode: str, n_u: int, n_o: int, eps: float) -> Any:
     """Per-point KL from float64 bin counts ``(points, bins)`` for either backend."""
-    if mode == "default":
+    if mode in _EXACT_MODES:
         # Every value is counted, so the ensemble sizes are the totals.
         p, q = cu / n_u, co / n_o
     else:
@@ -250,30 +262,63 @@ def _klom_numpy(
     n_u, n_points = u.shape
     n_o = o.shape[0]
     chunk = _chunk_points(n_u + n_o, n_points, _CHUNK_VALUES)
-    if mode == "default":
+    if mode in _EXACT_MODES:
         work = np.dtype(np.float64)
     else:
         work = _compat_dtype(np.result_type(u.dtype, o.dtype))
-    ws = _NumpyWorkspace(n_u + n_o, chunk, work, with_f=mode == "default")
+    ws = _NumpyWorkspace(n_u + n_o, chunk, work, with_f=mode in _EXACT_MODES)
     out = np.empty(n_points, dtype=np.float64)
     for start in range(0, n_points, chunk):
         stop = min(start + chunk, n_points)
         uc, oc = u[:, start:stop], o[:, start:stop]
         # Raw extremes serve twice: NaN/inf show up in them (min/max propagate both), and
         # clip/cast are monotone, so clip(cast(min)) is the min of the clipped margins.
-        lo_raw = np.minimum(uc.min(axis=0), oc.min(axis=0))
-        hi_raw = np.maximum(uc.max(axis=0), oc.max(axis=0))
+        o_lo, o_hi = oc.min(axis=0), oc.max(axis=0)
+        lo_raw = np.minimum(uc.min(axis=0), o_lo)
+        hi_raw = np.maximum(uc.max(axis=0), o_hi)
         if not (np.isfinite(lo_raw).all() and np.isfinite(hi_raw).all()):
             _raise_non_finite_numpy(u, o)
         if mode == "default":
-            cu, co = _default_counts_numpy(uc, oc, lo_raw, hi_raw, bins, clip, ws)
+            cu, co = _anchored_counts_numpy(uc, oc, o_lo, o_hi, bins, clip, ws)
+        elif mode == "combined":
+            cu, co = _combined_counts_numpy(uc, oc, lo_raw, hi_raw, bins, clip, ws)
         else:
             cu, co = _digitize_counts_numpy(uc, oc, lo_raw, hi_raw, bins, clip, work, ws)
         out[start:stop] = _kl_from_counts(np, cu, co, mode, n_u, n_o, eps)
     return out
 
 
-def _default_counts_numpy(
+def _anchored_counts_numpy(
+    uc: np.ndarray,
+    oc: np.ndarray,
+    o_lo_raw: np.ndarray,
+    o_hi_raw: np.ndarray,
+    bins: int,
+    clip: float,
+    ws: _NumpyWorkspace,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts in ``bins + 2`` bins per point: underflow, ``numpy.histogram(values, bins,
+    range=(lo, hi))`` over the oracles' range, overflow."""
+    n_u, c = uc.shape
+    lo = np.clip(o_lo_raw.astype(np.float64), -clip, clip)
+    hi = np.clip(o_hi_raw.astype(np.float64), -clip, clip)
+    single = lo == hi
+    lo = np.where(single, lo - 0.5, lo)
+    hi = np.where(single, hi + 0.5, hi)
+    x, f, k, b = ws.views(c)
+    _histogram_bins_numpy(uc, oc, lo, hi, bins, clip, x, f, k, b)
+    # Re-key from the edge table's stride (bins + 1) to the counts' (bins + 2), one slot up
+    # to make room for the underflow bin; then send what lies outside [lo, hi] outside.
+    k += np.arange(1, c + 1)
+    outer = np.arange(0, c * (bins + 2), bins + 2)
+    np.less(x, lo, out=b)
+    np.copyto(k, outer, where=b)
+    np.greater(x, hi, out=b)
+    np.copyto(k, outer + (bins + 1), where=b)
+    return _split_bincount(np, k, n_u, c, bins + 2, keep=bins + 2)
+
+
+def _combined_counts_numpy(
     uc: np.ndarray,
     oc: np.ndarray,
     lo_raw: np.ndarray,
@@ -282,11 +327,32 @@ def _default_counts_numpy(
     clip: float,
     ws: _NumpyWorkspace,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``numpy.histogram(values, bins, range=(lo, hi))`` counts for every point of a chunk."""
+    """``numpy.histogram(values, bins, range=(lo, hi))`` counts over both ensembles' range."""
     n_u, c = uc.shape
     lo = np.clip(lo_raw.astype(np.float64), -clip, clip)
     hi = np.clip(hi_raw.astype(np.float64), -clip, clip)
     hi = np.where(lo == hi, lo + 1.0, hi)
+    x, f, k, b = ws.views(c)
+    _histogram_bins_numpy(uc, oc, lo, hi, bins, clip, x, f, k, b)
+    return _split_bincount(np, k, n_u, c, bins + 1, keep=bins)
+
+
+def _histogram_bins_numpy(
+    uc: np.ndarray,
+    oc: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    bins: int,
+    clip: float,
+    x: np.ndarray,
+    f: np.ndarray,
+    k: np.ndarray,
+    b: np.ndarray,
+) -> None:
+    """Fill ``x`` with the clipped values and ``k`` with ``point * (bins + 1) + bin``, the
+    bin ``numpy.histogram(values, bins, range=(lo, hi))`` gives every value in ``[lo, hi]``
+    (values outside get the nearest end bin; callers that care re-key them)."""
+    n_u, c = uc.shape
     edges = _linspace_rows(np, lo, hi, bins)
     denom = hi - lo
     # Upper-edge table with +inf for the last bin: that bin is closed, so nothing moves up
@@ -296,7 +362,6 @@ def _default_counts_numpy(
     upper[:, bins - 1 :] = np.inf
     lower_flat, upper_flat = edges.ravel(), upper.ravel()
 
-    x, f, k, b = ws.views(c)
     # Cast to float64 *before* clipping, as the spec says (matters for clip values that are
     # not representable in the margins' dtype); one fused pass per ensemble.
     np.clip(uc, -clip, clip, out=x[:n_u], dtype=np.float64)
@@ -306,8 +371,10 @@ def _default_counts_numpy(
     np.subtract(x, lo, out=f)
     np.divide(f, denom, out=f)
     np.multiply(f, bins, out=f)
+    # Into [0, bins - 1] before the cast: folds the top edge into the last bin, and keeps
+    # values outside the range (anchored mode: possibly huge estimates) inside the row.
+    np.clip(f, 0, bins - 1, out=f)
     np.copyto(k, f, casting="unsafe")
-    np.minimum(k, bins - 1, out=k)
     k += np.arange(0, c * (bins + 1), bins + 1)  # flat index into this point's edge row
     np.take(lower_flat, k, out=f, mode="clip")  # indices are in range; "clip" skips a buffer
     np.less(x, f, out=b)
@@ -315,7 +382,6 @@ def _default_counts_numpy(
     np.take(upper_flat, k, out=f, mode="clip")
     np.greater_equal(x, f, out=b)
     np.add(k, b, out=k)
-    return _split_bincount(np, k, n_u, c, bins)
 
 
 def _digitize_counts_numpy(
@@ -349,19 +415,22 @@ def _digitize_counts_numpy(
         np.greater_equal(x, edges[:, j], out=b)
         np.add(k, b, out=k)
     k += np.arange(0, c * (bins + 1), bins + 1)
-    return _split_bincount(np, k, n_u, c, bins)
+    return _split_bincount(np, k, n_u, c, bins + 1, keep=bins)
 
 
-def _split_bincount(xp: Any, k: Any, n_u: int, c: int, bins: int) -> tuple[Any, Any]:
-    """Per-point counts of the flat keys ``point * (bins + 1) + bin``, as float64."""
-    size = c * (bins + 1)
+def _split_bincount(
+    xp: Any, k: Any, n_u: int, c: int, stride: int, *, keep: int
+) -> tuple[Any, Any]:
+    """Per-point counts of the flat keys ``point * stride + bin``, as float64, keeping the
+    first ``keep`` bins of each point (the digitize modes drop the slot past the top edge)."""
+    size = c * stride
     cu = xp.bincount(k[:n_u].reshape(-1), minlength=size)
     co = xp.bincount(k[n_u:].reshape(-1), minlength=size)
     if xp is np:
         cu, co = cu.astype(np.float64), co.astype(np.float64)
     else:
         cu, co = cu.to(xp.float64), co.to(xp.float64)
-    return cu.reshape(c, bins + 1)[:, :bins], co.reshape(c, bins + 1)[:, :bins]
+    return cu.reshape(c, stride)[:, :keep], co.reshape(c, stride)[:, :keep]
 
 
 # --------------------------------------------------------------------------- torch engine
@@ -412,7 +481,7 @@ def _klom_torch(u: Any, o: Any, mode: str, bins: int, eps: float, clip: float) -
     n_u, n_points = u.shape
     n_o = o.shape[0]
     chunk = _chunk_points(n_u + n_o, n_points, _CHUNK_VALUES_TORCH)
-    if mode == "default":
+    if mode in _EXACT_MODES:
         work = torch.float64
     else:
         work = torch.promote_types(u.dtype, o.dtype)
@@ -422,14 +491,17 @@ def _klom_torch(u: Any, o: Any, mode: str, bins: int, eps: float, clip: float) -
     for start in range(0, n_points, chunk):
         stop = min(start + chunk, n_points)
         uc, oc = u[:, start:stop], o[:, start:stop]
-        lo_raw = torch.minimum(uc.amin(0), oc.amin(0))
-        hi_raw = torch.maximum(uc.amax(0), oc.amax(0))
+        o_lo, o_hi = oc.amin(0), oc.amax(0)
+        lo_raw = torch.minimum(uc.amin(0), o_lo)
+        hi_raw = torch.maximum(uc.amax(0), o_hi)
         if lo_raw.is_floating_point() and not bool(
             torch.isfinite(lo_raw).all() & torch.isfinite(hi_raw).all()
         ):
             _raise_non_finite_torch(u, o)
         if mode == "default":
-            cu, co = _default_counts_torch(uc, oc, lo_raw, hi_raw, bins, clip)
+            cu, co = _anchored_counts_torch(uc, oc, o_lo, o_hi, bins, clip)
+        elif mode == "combined":
+            cu, co = _combined_counts_torch(uc, oc, lo_raw, hi_raw, bins, clip)
         else:
             cu, co = _digitize_counts_torch(uc, oc, lo_raw, hi_raw, bins, clip, work)
         out[start:stop] = _kl_from_counts(torch, cu, co, mode, n_u, n_o, eps)
@@ -451,15 +523,44 @@ def _raise_non_finite_torch(u: Any, o: Any) -> None:
     raise _non_finite_error(counts)
 
 
-def _default_counts_torch(
-    uc: Any, oc: Any, lo_raw: Any, hi_raw: Any, bins: int, clip: float
+def _anchored_counts_torch(
+    uc: Any, oc: Any, o_lo_raw: Any, o_hi_raw: Any, bins: int, clip: float
 ) -> tuple[Any, Any]:
     import torch
 
     n_u, c = uc.shape
+    lo = o_lo_raw.to(torch.float64).clamp(-clip, clip)
+    hi = o_hi_raw.to(torch.float64).clamp(-clip, clip)
+    single = lo == hi
+    lo, hi = torch.where(single, lo - 0.5, lo), torch.where(single, hi + 0.5, hi)
+    x, k = _histogram_bins_torch(uc, oc, lo, hi, bins, clip)
+    k += torch.arange(1, c + 1, device=x.device)
+    outer = torch.arange(0, c * (bins + 2), bins + 2, device=x.device).expand_as(k)
+    k = torch.where(x < lo, outer, k)
+    k = torch.where(x > hi, outer + (bins + 1), k)
+    return _split_bincount(torch, k, n_u, c, bins + 2, keep=bins + 2)
+
+
+def _combined_counts_torch(
+    uc: Any, oc: Any, lo_raw: Any, hi_raw: Any, bins: int, clip: float
+) -> tuple[Any, Any]:
+    import torch
+
+    n_u, _ = uc.shape
     lo = lo_raw.to(torch.float64).clamp(-clip, clip)
     hi = hi_raw.to(torch.float64).clamp(-clip, clip)
     hi = torch.where(lo == hi, lo + 1.0, hi)
+    _, k = _histogram_bins_torch(uc, oc, lo, hi, bins, clip)
+    return _split_bincount(torch, k, n_u, uc.shape[1], bins + 1, keep=bins)
+
+
+def _histogram_bins_torch(
+    uc: Any, oc: Any, lo: Any, hi: Any, bins: int, clip: float
+) -> tuple[Any, Any]:
+    """The numpy engine's :func:`_histogram_bins_numpy` in torch ops: (values, keys)."""
+    import torch
+
+    c = uc.shape[1]
     edges = _linspace_rows(torch, lo, hi, bins)
     denom = hi - lo
     upper = torch.empty_like(edges)
@@ -467,12 +568,15 @@ def _default_counts_torch(
     upper[:, bins - 1 :] = math.inf
     x = torch.cat([uc, oc]).to(torch.float64).clamp_(-clip, clip)
     # Separate ops (no fused multiply-add) so the estimate rounds as numpy's does.
-    f = torch.sub(x, lo).div_(denom).mul_(bins)
-    k = f.to(torch.int64).clamp_(max=bins - 1)
+    f = torch.sub(x, lo).div_(denom).mul_(bins).clamp_(0, bins - 1)
+    k = f.to(torch.int64)
     k += torch.arange(0, c * (bins + 1), bins + 1, device=x.device)
-    k -= (x < edges.reshape(-1).take(k)).to(torch.int64)
-    k += (x >= upper.reshape(-1).take(k)).to(torch.int64)
-    return _split_bincount(torch, k, n_u, c, bins)
+    # Keys of values outside [lo, hi] can step one slot out of their row here; clamped so the
+    # gathers stay in the table (those keys are re-keyed by the anchored caller).
+    last = edges.numel() - 1
+    k -= (x < edges.reshape(-1).take(k.clamp(0, last))).to(torch.int64)
+    k += (x >= upper.reshape(-1).take(k.clamp(0, last))).to(torch.int64)
+    return x, k
 
 
 def _digitize_counts_torch(
@@ -493,4 +597,4 @@ def _digitize_counts_torch(
     for j in range(1, bins + 1):
         k += x >= edges[:, j]
     k += torch.arange(0, c * (bins + 1), bins + 1, device=x.device)
-    return _split_bincount(torch, k, n_u, c, bins)
+    return _split_bincount(torch, k, n_u, c, bins + 1, keep=bins)
