@@ -32,4 +32,8 @@ def discover() -> tuple[list[str], dict[str, str]]:
 
 if __name__ == "__main__":  # how setuptools runs it; importing it only discovers
     packages, package_dir = discover()
-    setup(packages=packages, package_dir=package_dir, package_data={"pytest_unlearn": ["py.typed"]})
+    setup(
+        packages=packages,
+        package_dir=package_dir,
+        package_data={"pytest_unlearn": ["py.typed"], "pytest_unlearn.verdicts": ["*.json"]},
+    )

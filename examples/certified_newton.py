@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from pytest_unlearn.certified import CertifiedClaim, certified
+from pytest_unlearn.certified import CertifiedClaim, certified, fresh_perturbation
 from pytest_unlearn.training import convex
 
 EPSILON = 1.0
@@ -69,8 +69,9 @@ def newton_removal(
     spent = previous.get("accumulated_bound", 0.0)
     certificate = context.certificate
     if keep_noise and spent + bound > claim.residual_budget:
-        # Budget spent: retrain from scratch, with a fresh b.
-        b = convex.loss_perturbation(context.seed, tuple(weight.shape), claim.noise_std)
+        # Budget spent: retrain from scratch, with the fresh b this call's seed gives (the
+        # suite regenerates it from the seed: a retraining cannot choose its b).
+        b = fresh_perturbation(context.seed, tuple(weight.shape), claim.noise_std)
         exact = convex.solve(inputs, targets, l2, b[None], start=weight[None])[0]
         new = exact.float()
         b_error = 0.0

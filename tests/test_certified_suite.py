@@ -12,7 +12,9 @@ from pytest_unlearn.benchmarks import get_benchmark
 from pytest_unlearn.store import load_or_build
 
 BENCHMARK = "digits-logreg-perturbed"
-MODELS = 8  # enough for the white-box checks; the audit can refute little at this N
+#: The smallest N of the measured sizes at which the audit can refute epsilon = 1
+#: (max_refutable_epsilon(30, 60, 1e-5) = 1.47; at N=16 it is 0.60).
+MODELS = 30
 CLAIMING_IDENTITY = (
     "from pytest_unlearn.certified import certified\n"
     "@certified(epsilon=1.0, delta=1e-5)\n" + IDENTITY_METHOD
@@ -77,6 +79,91 @@ def test_certified_newton_passes_its_claim(
     result = _run_certified(with_examples, perturbed_cache, "examples.certified_newton:unlearn")
     result.assert_outcomes(passed=10, deselected=15)
     assert "pytest-unlearn certified claim" in output(result)
+
+
+def test_the_audit_can_refute_the_examples_claim_at_this_n() -> None:
+    from pytest_unlearn.certified import max_refutable_epsilon
+
+    assert max_refutable_epsilon(MODELS, 2 * MODELS, 1e-5) > 1.0
+
+
+def test_the_black_box_audit_refutes_overclaiming(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    """Stripping the training noise concentrates the outputs: some held-out test on a forget
+    point tells them from the oracles beyond what epsilon = 1 allows."""
+    result = _run_certified(
+        with_examples, perturbed_cache, "examples.overclaiming:unlearn", "-k", "blackbox"
+    )
+    failed = [line for line in result.outlines if line.startswith("FAILED")]
+    assert failed and all("blackbox" in line for line in failed)
+    assert "black-box audit refutes the claim (epsilon=1, delta=1e-05)" in output(result)
+
+
+def test_a_passing_audit_that_could_not_refute_the_claim_is_inconclusive(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    """At N=8 the audit can refute no epsilon above 0: its pass would prove nothing."""
+    result = with_examples.runpytest(
+        "--unlearn-method=examples.overclaiming:unlearn",
+        f"--unlearn-benchmark={BENCHMARK}",
+        *unlearn_args(perturbed_cache, 8),
+        "-m",
+        "certified",
+        "-k",
+        "knn36-blackbox",
+        "-rs",
+    )
+    result.assert_outcomes(skipped=1, deselected=24)
+    assert "the black-box audit can refute only claims of epsilon below 0.000" in output(result)
+
+
+FAKE_RETRAIN = """
+import torch
+from pytest_unlearn.certified import certified
+from pytest_unlearn.training import convex
+
+
+@certified(epsilon=1.0, delta=1e-5, noise_std=3e-3)
+def unlearn(model, forget, retain, context):
+    # Never retrains: one Newton step towards the *unperturbed* retain minimizer, then it
+    # declares a retraining with the b its output happens to minimize exactly.
+    l2 = context.recipe.weight_decay
+    w = model.weight.detach().double().cpu()
+    x, y = retain.inputs.double().cpu(), retain.targets.cpu()
+    g = convex.gradient(w[None], x, y, l2)[0]
+    new = (w - torch.linalg.solve(convex.hessian(w, x, l2), g.flatten()).view_as(w)).float()
+    b = -convex.gradient(new.double()[None], x, y, l2)[0]
+    with torch.no_grad():
+        model.weight.copy_(new)
+    certificate = {"gradient_residual_bound": 1e-9, "retrained": True}
+    if DECLARE_B:
+        certificate["perturbation"] = b
+    context.certificate.update(certificate)
+    return model
+"""
+
+
+def test_a_fake_retraining_with_a_chosen_perturbation_fails_the_white_box_check(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    with_examples.makepyfile(mymethod="DECLARE_B = True\n" + FAKE_RETRAIN)
+    result = _run_certified(
+        with_examples, perturbed_cache, "mymethod:unlearn", "-k", "knn36-whitebox"
+    )
+    result.assert_outcomes(failed=1, deselected=24)
+    assert "its 'perturbation' is not the one the suite regenerates" in output(result)
+
+
+def test_a_fake_retraining_without_a_perturbation_fails_on_the_regenerated_one(
+    with_examples: pytest.Pytester, perturbed_cache: Path
+) -> None:
+    with_examples.makepyfile(mymethod="DECLARE_B = False\n" + FAKE_RETRAIN)
+    result = _run_certified(
+        with_examples, perturbed_cache, "mymethod:unlearn", "-k", "knn36-whitebox"
+    )
+    result.assert_outcomes(failed=1, deselected=24)
+    assert "exceeds the reported bound" in output(result)
 
 
 def test_overclaiming_fails_every_white_box_check(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_unlearn.certified import CertifiedClaim, check_case
+from pytest_unlearn.certified import CertifiedClaim, check_case, fresh_perturbation
 from pytest_unlearn.training import convex
 
 L2, SIGMA, MODELS = 1e-2, 3e-3, 40
@@ -88,17 +88,74 @@ def test_bounds_beyond_the_budget_without_retraining_fail(problem) -> None:
     assert any("must retrain" in failure for failure in report.failures)
 
 
+def _retrained(problem, seeds: list[int]) -> torch.Tensor:
+    """Honest retrainings: each model the exact minimizer for the b its call's seed gives."""
+    retain = problem["retain"]
+    fresh = torch.stack([fresh_perturbation(seed, (3, 5), SIGMA) for seed in seeds])
+    return convex.solve(problem["inputs"][retain], problem["targets"][retain], L2, fresh)
+
+
+def _two_requests(problem, outputs, certificates, seeds):
+    retain = (problem["inputs"][problem["retain"]], problem["targets"][problem["retain"]])
+    return check_case(
+        CLAIM, outputs, certificates, list(problem["b0"]), [retain, retain], L2,
+        call_seeds=[[1000 + m, seed] for m, seed in enumerate(seeds)],
+    )  # fmt: skip
+
+
+SEEDS = [5000 + m for m in range(MODELS)]
+
+
 def test_bounds_accumulate_over_requests_until_a_retrain(problem) -> None:
     half = {"gradient_residual_bound": 0.6 * CLAIM.residual_budget}
-    retain = (problem["inputs"][problem["retain"]], problem["targets"][problem["retain"]])
     outputs = [[w, w] for w in problem["exact"]]
-    spent = check_case(
-        CLAIM, outputs, [[half, half]] * MODELS, list(problem["b0"]), [retain, retain], L2
-    )
+    spent = _two_requests(problem, outputs, [[half, half]] * MODELS, SEEDS)
     assert any("must retrain" in failure for failure in spent.failures)
-    retrained = [[half, {**half, "retrained": True, "perturbation": b}] for b in problem["b0"]]
-    fresh = check_case(CLAIM, outputs, retrained, list(problem["b0"]), [retain, retain], L2)
+    retrained = [[w, r] for w, r in zip(problem["exact"], _retrained(problem, SEEDS), strict=True)]
+    restart = {"gradient_residual_bound": 1e-9, "retrained": True}
+    fresh = _two_requests(problem, retrained, [[half, restart]] * MODELS, SEEDS)
     assert fresh.passed, fresh.failures
+
+
+def test_a_retraining_may_declare_the_perturbation_its_seed_gives(problem) -> None:
+    outputs = [[w, r] for w, r in zip(problem["exact"], _retrained(problem, SEEDS), strict=True)]
+    certificates = [
+        [{"gradient_residual_bound": 1e-9}, {"gradient_residual_bound": 1e-9, "retrained": True,
+                                             "perturbation": fresh_perturbation(s, (3, 5), SIGMA)}]
+        for s in SEEDS
+    ]  # fmt: skip
+    report = _two_requests(problem, outputs, certificates, SEEDS)
+    assert report.passed, report.failures
+
+
+def test_a_retraining_that_chooses_its_perturbation_fails(problem) -> None:
+    """The cheat: no retraining, but a declared one, with the b the output happens to minimize."""
+    moved = problem["exact"] + 1e-3
+    retain = problem["retain"]
+    inputs, targets = problem["inputs"][retain], problem["targets"][retain]
+    chosen = -convex.gradient(moved, inputs, targets, L2)  # moved minimizes L_b exactly
+    outputs = [[w, w] for w in moved]
+    certificates = [
+        [{"gradient_residual_bound": 1e-9},
+         {"gradient_residual_bound": 1e-9, "retrained": True, "perturbation": b}]
+        for b in chosen
+    ]  # fmt: skip
+    report = _two_requests(problem, outputs, certificates, SEEDS)
+    assert any("not the one the suite regenerates" in failure for failure in report.failures)
+
+
+def test_a_declared_retraining_is_checked_against_the_regenerated_perturbation(problem) -> None:
+    moved = problem["exact"] + 1e-3
+    outputs = [[w, w] for w in moved]
+    restart = {"gradient_residual_bound": 1e-9, "retrained": True}
+    report = _two_requests(problem, outputs, [[restart, restart]] * MODELS, SEEDS)
+    assert any("exceeds the reported bound" in failure for failure in report.failures)
+
+
+def test_a_retraining_without_known_call_seeds_cannot_be_checked(problem) -> None:
+    restart = {"gradient_residual_bound": 1e-9, "retrained": True}
+    report = _check(problem, problem["exact"], [restart] * MODELS)
+    assert "seeds are unknown" in report.failures[0]
 
 
 def test_a_new_perturbation_without_retraining_is_refused(problem) -> None:
@@ -107,26 +164,20 @@ def test_a_new_perturbation_without_retraining_is_refused(problem) -> None:
     assert "without 'retrained'" in report.failures[0]
 
 
-def test_less_noise_than_declared_fails(problem) -> None:
-    small = problem["b0"] / 100
-    retain = problem["retain"]
-    exact = convex.solve(problem["inputs"][retain], problem["targets"][retain], L2, small)
-    certificates = [
-        {"gradient_residual_bound": 1e-9, "retrained": True, "perturbation": b} for b in small
-    ]
-    report = _check(problem, exact, certificates)
+def test_a_claim_of_more_noise_than_the_models_were_trained_with_fails(problem) -> None:
+    loud = CertifiedClaim(epsilon=1.0, delta=1e-5, noise_std=10 * SIGMA)
+    retain = (problem["inputs"][problem["retain"]], problem["targets"][problem["retain"]])
+    report = check_case(
+        loud, [[w] for w in problem["exact"]], [[{"gradient_residual_bound": 1e-9}]] * MODELS,
+        list(problem["b0"]), [retain], L2,
+    )  # fmt: skip
     assert any("did not add the noise it declares" in failure for failure in report.failures)
 
 
-def test_a_shared_data_dependent_perturbation_fails(problem) -> None:
-    shifted = problem["b0"] + 5 * SIGMA  # the same offset in every model: not fresh noise
-    retain = problem["retain"]
-    exact = convex.solve(problem["inputs"][retain], problem["targets"][retain], L2, shifted)
-    certificates = [
-        {"gradient_residual_bound": 1e-9, "retrained": True, "perturbation": b} for b in shifted
-    ]
-    report = _check(problem, exact, certificates)
-    assert any("common shift" in failure for failure in report.failures)
+def test_the_declared_noise_level_of_honest_perturbations_passes(problem) -> None:
+    report = _check(problem, problem["exact"], [{"gradient_residual_bound": 1e-9}] * MODELS)
+    assert not any("noise" in failure for failure in report.failures)
+    assert report.measured_noise_std == pytest.approx(SIGMA, rel=0.1)
 
 
 def test_white_box_needs_a_claim_with_noise(problem) -> None:

@@ -1,10 +1,10 @@
 """The reference methods in ``examples/``: each keeps the contract on every architecture and
-runs through the suite with a verdict for every test; do-nothing still fails knn36.
+runs through the suite with an outcome for every test; and the verdicts that must hold for a
+reason do: do-nothing fails every conclusive forget case, a destructive method fails retain
+and validation. (Exact retraining passing is ``tests/test_verdicts.py``'s.)
 
 Direct calls (no suite) check the new methods' contract on the three embedded architectures
-quickly; one quick-profile run per example (all seven, N=16) proves it end to end and holds
-each to the verdicts recorded in ``tests/data/example_verdicts.json`` (every case not within
-10% of its threshold), so a change to the suite that flips a verdict fails here.
+quickly; one quick-profile run per example (all seven, N=16) proves it end to end.
 ``benchmarks/results_table.py`` measures the methods at full size.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -172,21 +171,15 @@ def _quick_run(pytester: pytest.Pytester, cache: Path, method: str, *args: str):
     return result, load_report(report)
 
 
-#: The verdicts each example must keep (benchmarks/example_verdicts.py records them).
-EXPECTED_VERDICTS = json.loads(
-    (Path(__file__).parent / "data" / "example_verdicts.json").read_text(encoding="utf-8")
-)
-
-
 @pytest.mark.parametrize("name", ALL_METHODS)
-def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
+def test_method_runs_the_quick_profile_with_an_outcome_for_every_test(
     with_examples: pytest.Pytester, unlearn_cache: Path, name: str
 ) -> None:
     result, report = _quick_run(
         with_examples,
         unlearn_cache,
         f"examples.{name}:unlearn",
-        *unlearn_args(unlearn_cache, EXPECTED_VERDICTS["models"]),
+        *unlearn_args(unlearn_cache),
         "--unlearn-threads=1",
     )
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), output(result)
@@ -195,15 +188,52 @@ def test_method_runs_the_quick_profile_with_a_verdict_for_every_test(
     for record in records:
         # A verdict on every test, and the outcome is that verdict: no error, no contract
         # violation (those fail with no figures and a null verdict).
-        assert record["verdict"] in ("PASS", "FAIL"), record
-        assert record["outcome"] == {"PASS": "passed", "FAIL": "failed"}[record["verdict"]]
+        assert record["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE"), record
+        outcome = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "skipped"}
+        assert record["outcome"] == outcome[record["verdict"]]
         assert record["method_seconds_per_model"] is not None
     assert "Traceback" not in output(result)
-    # Every verdict not within the recorded margin of its threshold is what it was when
-    # recorded: a change to the suite that flips one is caught here.
-    verdicts = {record["test_id"]: record["verdict"] for record in records}
-    expected = EXPECTED_VERDICTS[name]["verdicts"]
-    assert {case: verdicts[case] for case in expected} == expected
+
+
+def test_do_nothing_fails_every_conclusive_forget_case(
+    with_examples: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    """Conclusive means do-nothing fails; this holds only if running the pretrained models
+    through the harness reproduces the stored pretrained margins the calibration used."""
+    _, report = _quick_run(
+        with_examples, unlearn_cache, "examples.do_nothing:unlearn", *unlearn_args(unlearn_cache)
+    )
+    forget = [r for r in report["records"] if r["split"] == "forget"]
+    assert [r for r in forget if r["conclusive"]], "no conclusive forget case at N=16"
+    for record in report["records"]:
+        assert record["p95"] == pytest.approx(record["do_nothing"], abs=1e-9)
+        if record["conclusive"]:
+            assert record["verdict"] == "FAIL", record
+
+
+DESTRUCTIVE = """
+import torch
+
+def unlearn(model, forget, retain, context):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    for _ in range(5):
+        for inputs, targets in forget.loader(16):
+            loss = -torch.nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    return model
+"""
+
+
+def test_a_destructive_method_fails_every_retain_and_validation_case(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    pytester.makepyfile(destructive=DESTRUCTIVE)
+    _, report = _quick_run(
+        pytester, unlearn_cache, "destructive:unlearn", *unlearn_args(unlearn_cache)
+    )
+    kept = [r for r in report["records"] if r["split"] in ("retain", "validation")]
+    assert kept
+    assert all(r["verdict"] == "FAIL" for r in kept), [(r["test_id"], r["p95"]) for r in kept]
 
 
 def test_do_nothing_fails_knn36_forget_on_the_quick_profile(

@@ -61,4 +61,4 @@ def test_the_plugins_method_runs_with_verdicts(
     assert loaded["settings"]["method"] is None  # a hook-provided method, not an option
     records = loaded["records"]
     assert [r["test_id"] for r in records] == [c for c in CONFORMANCE_IDS if "knn36" in c]
-    assert all(r["verdict"] in ("PASS", "FAIL") for r in records)
+    assert all(r["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") for r in records)

@@ -69,23 +69,33 @@ def _forget_set(requests: tuple[tuple[int, ...], ...]) -> ForgetSet:
     return ForgetSet("fs", "random", indices, requests=requests)
 
 
+#: A bias no trained model has: marks parameters the recorder wrote.
+_MARK = 1234.0
+
+
 class Recorder:
-    """A method that records what it was given and tags what it returns."""
+    """A method that records what it was given and tags what it returns, in its parameters
+    (the parameters are the model: nothing else of a returned object reaches the next call)."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
     def __call__(self, model, forget, retain, context):
+        bias = model[0].bias.detach()
+        received = (int(bias[0]), int(bias[1])) if float(bias[2]) == _MARK else None
         self.calls.append(
             {
                 "model_index": context.model_index,
                 "request_index": context.request_index,
                 "forget": forget.indices.tolist(),
                 "retain": retain.indices.tolist(),
-                "received_tag": getattr(model, "tag", None),
+                "received_tag": received,
+                "received_attribute": getattr(model, "tag", None),
                 "seed": context.seed,
             }
         )
+        with torch.no_grad():
+            model[0].bias.copy_(torch.tensor([context.model_index, context.request_index, _MARK]))
         model.tag = (context.model_index, context.request_index)
         return model
 
@@ -114,6 +124,7 @@ def test_method_sees_each_request_and_its_own_previous_output(requests) -> None:
             assert call["forget"] == sorted(request)
             assert set(call["retain"]) == set(range(N_TRAIN)) - so_far  # never validation
             assert call["received_tag"] == (None if k == 0 else (model_index, k - 1))
+            assert call["received_attribute"] is None  # only the state carries over
     assert sorted(run.margins) == list(range(1, len(requests) + 1))
     assert all(m.shape == (2, N_POINTS) for m in run.margins.values())
 

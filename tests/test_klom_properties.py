@@ -250,6 +250,8 @@ def test_the_unlearned_ensemble_cannot_move_the_default_bins(pair: tuple) -> Non
     u, o = pair
     lo = np.clip(o, -100.0, 100.0).min(axis=0)
     hi = np.clip(o, -100.0, 100.0).max(axis=0)
+    single = lo == hi  # a single oracle value: the bins span [lo - 0.5, hi + 0.5]
+    lo, hi = np.where(single, lo - 0.5, lo), np.where(single, hi + 0.5, hi)
     clipped = np.clip(u, -100.0, 100.0)
     moved = u.copy()
     moved[(clipped < lo) & (lo > -100.0)] = -1e4

@@ -10,6 +10,7 @@ directory.)
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,9 +31,14 @@ SHIPPED_FOLDERS = {
 def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The file names inside a wheel built from this checkout."""
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves build/ behind in the tree it builds, and a stale
+    # build/lib would put modules deleted since into the next wheel.
+    source = tmp_path_factory.mktemp("source") / "pytest-unlearn"
+    skip = (".git", ".venv*", "build", "dist", "__pycache__", "*.egg-info", ".hypothesis")
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*skip))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(out), str(REPO_ROOT)],
+         "--quiet", "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     (wheel,) = out.glob("pytest_unlearn-*.whl")
@@ -58,6 +64,18 @@ def test_every_source_module_is_in_the_wheel(wheel_names: set[str]) -> None:
     assert not missing, f"modules missing from the wheel: {missing}"
 
 
+def test_every_package_data_file_is_in_the_wheel(wheel_names: set[str]) -> None:
+    """Data the plugin reads at run time (the measured conclusive sizes, py.typed) ships too."""
+    root = REPO_ROOT / "pytest_unlearn"
+    data = {
+        f"pytest_unlearn/{path.relative_to(root).as_posix()}"
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert data, "expected package data (conclusive_sizes.json, py.typed)"
+    assert data <= wheel_names, f"missing from the wheel: {sorted(data - wheel_names)}"
+
+
 def test_the_wheel_holds_no_module_outside_the_shipped_folders(wheel_names: set[str]) -> None:
     shipped = {n for n in wheel_names if n.endswith(".py")}
     assert shipped == _source_modules()
@@ -65,10 +83,6 @@ def test_the_wheel_holds_no_module_outside_the_shipped_folders(wheel_names: set[
 
 def test_the_wheel_registers_the_pytest_plugin_entry_point(wheel_names: set[str]) -> None:
     assert any(n.endswith(".dist-info/entry_points.txt") for n in wheel_names)
-
-
-def test_the_wheel_marks_the_package_as_typed(wheel_names: set[str]) -> None:
-    assert "pytest_unlearn/py.typed" in wheel_names
 
 
 def test_the_discovery_finds_a_new_subpackage_without_a_list_to_update(

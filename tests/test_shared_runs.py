@@ -240,7 +240,9 @@ def test_xdist_workers_call_the_method_once_per_member_and_request(
         "no:cacheprovider",
     )
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(CONFORMANCE_IDS)
+    # At this N every case has an outcome: a verdict, or inconclusive (skipped with its reason).
+    ran = sum(outcomes.get(outcome, 0) for outcome in ("passed", "failed", "skipped"))
+    assert ran == len(CONFORMANCE_IDS), outcomes
     made = Counter(tuple(line.split()) for line in log.read_text().splitlines())
     requests = {"knn36": 1, "random36": 1, "seq3x12": 3}
     expected = {

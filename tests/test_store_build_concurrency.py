@@ -89,8 +89,10 @@ def test_xdist_workers_build_the_store_exactly_once(
     )
     outcomes = result.parseoutcomes()
     assert "errors" not in outcomes and "error" not in outcomes, result.stdout.str()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(CONFORMANCE_IDS)
+    # At this N every case has an outcome: a verdict, or inconclusive (skipped with its reason).
+    ran = sum(outcomes.get(outcome, 0) for outcome in ("passed", "failed", "skipped"))
+    assert ran == len(CONFORMANCE_IDS), outcomes
     assert len(log.read_text().splitlines()) == 1
     # Every worker ran tests of that ensemble, so every worker needed the store.
-    workers = re.findall(r"\[gw(\d)\] \[ *\d+%\] (?:PASSED|FAILED)", result.stdout.str())
+    workers = re.findall(r"\[gw(\d)\] \[ *\d+%\] (?:PASSED|FAILED|SKIPPED)", result.stdout.str())
     assert len(set(workers)) == 4

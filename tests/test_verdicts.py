@@ -47,19 +47,33 @@ def test_failure_message_names_the_figures_behind_the_verdict(
 ) -> None:
     result = _run(with_examples, unlearn_cache, "examples.do_nothing:unlearn", "-k", "knn36-forget")
     message = next(line for line in result.outlines if line.startswith("P95 KLoM on the forget"))
-    for figure in ("P95", "threshold", "floor", "do-nothing", "N=16", "digits-mlp/knn36"):
+    for figure in ("P95", "threshold", "floor", "do-nothing", "N=16", "digits-mlp/knn36", "alpha"):
         assert figure in message
     # The failure is a verdict, not a crash: no Python traceback of the plugin.
     assert "Traceback" not in output(result)
     assert "evaluator.py" not in output(result)
 
 
-def test_retrain_passes_every_case(with_examples: pytest.Pytester, unlearn_cache: Path) -> None:
-    result = _run(with_examples, unlearn_cache, "examples.retrain:unlearn", "-v")
-    result.assert_outcomes(passed=len(CONFORMANCE_IDS))
-    assert result.ret == pytest.ExitCode.OK
-    for case_id in CONFORMANCE_IDS:
-        result.stdout.fnmatch_lines([f"*test_klom?{case_id}? PASSED*"])
+def test_retrain_fails_no_case_and_passes_every_conclusive_one(
+    with_examples: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    """Exact retraining with fresh seeds is what the oracles are: it fails nothing; every case
+    it does not pass is inconclusive at this N, skipped with that reason, never a PASS."""
+    reprec = with_examples.inline_run(
+        "--unlearn-method=examples.retrain:unlearn", *unlearn_args(unlearn_cache)
+    )
+    reports = _reports(reprec)
+    assert sorted(reports) == CONFORMANCE_IDS
+    for case, report in reports.items():
+        figures = dict(report.user_properties)
+        assert not report.failed, (case, report.longrepr)
+        if report.skipped:
+            assert figures["unlearn_conclusive"] is False
+            assert "inconclusive" in str(report.longrepr)
+        else:
+            assert figures["unlearn_conclusive"] is True
+    # Most cases are conclusive at N=16 (knn36 and seq3x12 on every split).
+    assert sum(1 for r in reports.values() if r.passed) >= 12
 
 
 def test_summary_table_lists_every_case_with_a_verdict(
@@ -74,7 +88,7 @@ def test_summary_table_lists_every_case_with_a_verdict(
     ids = [line.split()[0] for line in table[1 : 1 + len(CONFORMANCE_IDS)]]
     assert ids == CONFORMANCE_IDS  # sorted, no gaps
     for row in rows.values():
-        assert row.split()[5] in ("PASS", "FAIL")
+        assert row.split()[5] in ("PASS", "FAIL", "INCONCLUSIVE")
     assert rows["digits-mlp-knn36-forget"].split()[5] == "FAIL"
 
 
@@ -100,8 +114,12 @@ def test_recorded_verdicts_match_the_test_outcomes(
     for case, report in _reports(reprec).items():
         properties = dict(report.user_properties)
         verdict = properties["unlearn_verdict"]
-        assert verdict == {"passed": "PASS", "failed": "FAIL"}[outcomes[case]]
-        assert (properties["unlearn_p95"] <= properties["unlearn_threshold"]) == (verdict == "PASS")
+        assert verdict == {"passed": "PASS", "failed": "FAIL", "skipped": "INCONCLUSIVE"}[
+            outcomes[case]
+        ]
+        p95 = properties["unlearn_p95"]
+        within = properties["unlearn_lower_threshold"] <= p95 <= properties["unlearn_threshold"]
+        assert within == (verdict != "FAIL")
 
 
 def test_figures_reach_the_junit_report_as_properties(

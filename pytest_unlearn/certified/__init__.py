@@ -8,7 +8,7 @@
 
 from .blackbox import Audit, audit_claim, clopper_pearson_upper, max_refutable_epsilon
 from .claim import CertifiedClaim, certified, claim_of
-from .whitebox import WhiteBoxReport, check_case
+from .whitebox import WhiteBoxReport, check_case, fresh_perturbation
 
 __all__ = [
     "Audit",
@@ -19,5 +19,6 @@ __all__ = [
     "check_case",
     "claim_of",
     "clopper_pearson_upper",
+    "fresh_perturbation",
     "max_refutable_epsilon",
 ]

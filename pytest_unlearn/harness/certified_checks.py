@@ -15,7 +15,7 @@ from ..certified import Audit, CertifiedClaim, WhiteBoxReport, audit_claim, chec
 from ..store import Ensembles
 from ..training import model_seed
 from .cases import CertifiedCase
-from .method_runner import MethodRun, request_splits
+from .method_runner import MethodRun, call_seed, request_splits
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,19 @@ class CertifiedResult:
             return self.audit.eps_lb <= self.claim.epsilon
         return self.whitebox is not None and self.whitebox.passed
 
+    @property
+    def inconclusive(self) -> str | None:
+        """Why a passing audit proves nothing here, or None: with N models an audit can refute
+        only claims below ``max_refutable_epsilon``."""
+        a = self.audit
+        if a is None or not self.passed or a.max_refutable > self.claim.epsilon:
+            return None
+        return (
+            f"inconclusive: with N={self.n_models} models per ensemble the black-box audit can "
+            f"refute only claims of epsilon below {a.max_refutable:.3f}, and this claim is "
+            f"epsilon={self.claim.epsilon:g}: a larger --unlearn-models lets it refute the claim"
+        )
+
     def properties(self) -> dict[str, Any]:
         from ..report.records import to_properties
 
@@ -45,7 +58,9 @@ class CertifiedResult:
             "n_models": self.n_models,
             "claimed_epsilon": self.claim.epsilon,
             "claimed_delta": self.claim.delta,
-            "verdict": "PASS" if self.passed else "FAIL",
+            "verdict": (
+                "FAIL" if not self.passed else "INCONCLUSIVE" if self.inconclusive else "PASS"
+            ),
             "sequential": self.case.sequential,
         }
         if self.audit is not None:
@@ -144,6 +159,13 @@ def whitebox(
         ],
         retain_sets,
         objective.l2,
+        call_seeds=[
+            [
+                call_seed(run.seed, bench.name, case.forget_set, k, m)
+                for k in range(1, case.request + 1)
+            ]
+            for m in range(ensembles.n_models)
+        ],
         label=f"{bench.name}/{case.forget_set}",
     )
     return CertifiedResult(case, claim, ensembles.n_models, whitebox=report)

@@ -22,7 +22,8 @@ from ..store.fetch import materialize
 from ..store.manifest import read_manifest
 from ..training import model_seed
 from ..training.reference_retrain import retrain_seconds
-from ..verdicts import Calibration, calibrate
+from ..verdicts import Calibration, Decision, calibrate, decide, inconclusive_reason
+from ..verdicts.measured_sizes import conclusive_hint
 from .cases import CertifiedCase, ConformanceCase
 from .certified_checks import CertifiedResult, run_check
 from .contract_checks import ContractViolation
@@ -47,6 +48,8 @@ class CaseResult:
     method_seconds: float  # per call: one model, one request
     retrain_seconds: float | None  # one exact retraining, for scale
     device: str
+    #: The benchmark's fingerprint (which measured conclusive sizes apply).
+    fingerprint: str = ""
     #: Per-point KLoM (method / pretrained / oracle half B vs half A); only with --unlearn-plots.
     points: dict[str, list[float]] | None = None
 
@@ -55,14 +58,32 @@ class CaseResult:
         return self.retrain_seconds is not None and self.method_seconds > self.retrain_seconds
 
     @property
+    def decision(self) -> Decision:
+        return decide(self.klom.p95, self.calibration)
+
+    @property
     def passed(self) -> bool:
-        return self.klom.p95 <= self.calibration.threshold
+        """No evidence against the method (a PASS, or an INCONCLUSIVE that is skipped)."""
+        return self.decision.verdict != "FAIL"
+
+    @property
+    def inconclusive(self) -> str | None:
+        """Why a pass here would prove nothing (the test is skipped with it), or None."""
+        decision = self.decision
+        if decision.verdict != "INCONCLUSIVE":
+            return None
+        case = self.case
+        hint = conclusive_hint(case.benchmark, self.fingerprint, case.id, self.n_models)
+        return (
+            f"inconclusive: {inconclusive_reason(self.calibration, decision.reason)}; {hint}"
+        )
 
     def properties(self) -> dict[str, Any]:
         """The figures as ``unlearn_*`` user properties (terminal table, JUnit)."""
         from ..report.records import to_properties
 
         cal = self.calibration
+        decision = self.decision
         figures = {
             "benchmark": self.case.benchmark,
             "forget_set": self.case.forget_set,
@@ -73,11 +94,17 @@ class CaseResult:
             "mean": self.klom.mean,
             "median": self.klom.median,
             "threshold": cal.threshold,
+            "lower_threshold": cal.lower_threshold,
             "floor": cal.floor,
+            "null_median": cal.null_median,
+            "null_sd": cal.null_sd,
             "null_max": cal.null_max,
             "do_nothing": cal.do_nothing,
             "separable": cal.separable,
-            "verdict": "PASS" if self.passed else "FAIL",
+            "conclusive": cal.conclusive,
+            "alpha": cal.alpha,
+            "verdict": decision.verdict,
+            "verdict_reason": decision.reason,
             "method_seconds_per_model": self.method_seconds,
             "retrain_seconds_per_model": self.retrain_seconds,
             "slower_than_retraining": self.slower_than_retraining,
@@ -91,14 +118,25 @@ class CaseResult:
     def explanation(self) -> str:
         cal = self.calibration
         case = self.case
-        return (
+        where = (
             f"P95 KLoM on the {case.split} split of {case.benchmark}/{case.forget_set}"
             + (f" after request {case.request}" if case.sequential else "")
-            + f" is "
-            f"{self.klom.p95:.3f}, above the threshold {cal.threshold:.3f} "
-            f"(noise floor {cal.floor:.3f}, largest of the oracle resamples {cal.null_max:.3f}, "
-            f"do-nothing {cal.do_nothing:.3f}, N={self.n_models}): the unlearned models are "
-            "distinguishable from models retrained without the forget set."
+            + f" is {self.klom.p95:.3f}, "
+        )
+        figures = (
+            f"(noise floor {cal.floor:.3f}, spread of exact retraining {cal.null_sd:.3f}, "
+            f"do-nothing {cal.do_nothing:.3f}, N={self.n_models}, alpha {cal.alpha:g} per tail)"
+        )
+        if self.decision.reason == "below":
+            return (
+                where + f"below the lower threshold {cal.lower_threshold:.3f} {figures}: closer "
+                "to the oracles than exact retraining can be; an independent retraining lands "
+                "this close with probability below alpha, so the unlearned models look derived "
+                "from the oracles the test compares against."
+            )
+        return (
+            where + f"above the threshold {cal.threshold:.3f} {figures}: the unlearned models "
+            "are distinguishable from models retrained without the forget set."
         )
 
 
@@ -128,6 +166,7 @@ class Evaluator:
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
         self._retrain_seconds: dict[str, float] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
+        self._fingerprints: dict[str, str] = {}
         #: The method's certified claim (``@certified``), or None: no certified cases.
         self.claim = claim_of(method)
 
@@ -190,6 +229,12 @@ class Evaluator:
             )
         return run
 
+    def fingerprint(self, benchmark: str) -> str:
+        """The benchmark's fingerprint, computed once (it hashes the data)."""
+        if benchmark not in self._fingerprints:
+            self._fingerprints[benchmark] = get_benchmark(benchmark).fingerprint()
+        return self._fingerprints[benchmark]
+
     def retrain_seconds(self, benchmark: str) -> float:
         """Seconds one exact retraining takes here (measured once per benchmark)."""
         if benchmark not in self._retrain_seconds:
@@ -251,6 +296,7 @@ class Evaluator:
             method_seconds=run.seconds_per_call,
             retrain_seconds=self.retrain_seconds(case.benchmark),
             device=str(self.settings.device),
+            fingerprint=self.fingerprint(case.benchmark),
             points=points,
         )
 

@@ -17,10 +17,15 @@ from ..contract import DataSplit, UnlearnContext
 from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
-from .contract_checks import check_returned_model, parameter_shapes, time_limit
+from .contract_checks import StateSpec, evaluated_model, returned_state, time_limit
 from .shared_runs import MemberRun, RunBoard, run_key
 
 Log = Callable[[str], None]
+
+
+def call_seed(salt: int, benchmark: str, forget_set: str, request: int, index: int) -> int:
+    """The ``context.seed`` of one call (request 1-based): fresh per call, never an oracle's."""
+    return model_seed("method", salt, benchmark, forget_set, request, index)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class MethodRun:
 
     margins: dict[int, torch.Tensor]  # request (1-based) -> (models, points), on the CPU
     seconds_per_call: float
+    #: The ``--unlearn-seed`` salt of the calls' seeds (:func:`call_seed`).
+    seed: int = 0
     #: Only with ``keep_outputs``: per model, per request, the returned state dict (CPU) and
     #: the certificate the call filled in.
     outputs: list[list[dict[str, torch.Tensor]]] | None = None
@@ -119,7 +126,7 @@ def run_member(
     sequential = len(splits) > 1
     rng_devices = [device] if device.type == "cuda" else []
     model = ensembles.member(index).to(device)
-    shapes = parameter_shapes(model)
+    spec = StateSpec.of(model)
     margins: list[torch.Tensor] = []
     certificates: list[dict] = []
     states: list[dict[str, torch.Tensor]] = []
@@ -128,7 +135,7 @@ def run_member(
         forget, retain = splits[k]
         context = UnlearnContext(
             device=device,
-            seed=model_seed("method", seed, benchmark.name, forget_set, k, index),
+            seed=call_seed(seed, benchmark.name, forget_set, k, index),
             model_index=index,
             request_index=k - 1,
             recipe=benchmark.recipe,
@@ -145,11 +152,15 @@ def run_member(
             torch.manual_seed(context.seed)
             returned = method(model, forget, retain, context)
         seconds += time.perf_counter() - call_started
-        model = check_returned_model(returned, shapes, device, where)
+        state = returned_state(returned, spec, device, where)
+        # The parameters are the model: what is measured, kept and handed to the next request
+        # is a fresh instance holding the returned state, never the returned object itself.
+        model = evaluated_model(state, benchmark.build_model, device)
         margins.append(_margins_of(model, run_inputs.inputs, run_inputs.targets))
         certificates.append(dict(context.certificate))
         if keep_outputs:
             states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
+        model.train()  # the next request receives it as the first one did: in training mode
     return MemberRun(
         margins=margins,
         seconds=seconds,
@@ -210,6 +221,7 @@ def run_method(
     return MethodRun(
         margins={k: torch.stack([m.margins[k - 1] for m in members]) for k in requests},
         seconds_per_call=sum(m.seconds for m in members) / calls,
+        seed=seed,
         outputs=[m.states for m in members] if keep_outputs else None,  # type: ignore[misc]
         certificates=[m.certificates for m in members] if keep_outputs else None,
     )

@@ -30,6 +30,9 @@ class Verdict(Protocol):
     @property
     def passed(self) -> bool: ...
 
+    @property
+    def inconclusive(self) -> str | None: ...
+
     def properties(self) -> dict[str, Any]: ...
 
     def explanation(self) -> str: ...
@@ -39,21 +42,33 @@ class Verdict(Protocol):
 def one_line_failures() -> Iterator[None]:
     """Fail (or skip) the running test with one line for what is not the method's own
     traceback; the method's own exception passes through, traceback and all."""
+    failure: str | None = None
+    skip: str | None = None
     try:
         yield
     except ContractViolation as violation:
-        pytest.fail(f"contract violation: {violation}", pytrace=False)
-    except (MethodFailedEarlier, MemberFailedElsewhere) as failure:
+        failure = f"contract violation: {violation}"
+    except (MethodFailedEarlier, MemberFailedElsewhere) as earlier:
         # Another test (earlier here, or on another xdist worker) shows the traceback.
-        pytest.fail(str(failure), pytrace=False)
+        failure = str(earlier)
     except CheckUnavailable as reason:
-        pytest.skip(str(reason))
+        skip = str(reason)
+    # The with statement's __exit__ runs while the original exception is being handled, so
+    # the outcome is raised "from None": the report shows one line, not a chained exception.
+    if failure is not None:
+        raise pytest.fail.Exception(failure, pytrace=False) from None
+    if skip is not None:
+        raise pytest.skip.Exception(skip, allow_module_level=False) from None
 
 
 def record_verdict(result: Verdict, record_property: Callable[[str, object], None]) -> None:
     """Record ``result``'s figures on the test, then fail it with the explanation if the
-    verdict is FAIL."""
+    verdict is FAIL, or skip it with the reason if it is INCONCLUSIVE: a check that could not
+    have failed is never reported as a pass."""
     for name, value in result.properties().items():
         record_property(name, value)
     if not result.passed:
         pytest.fail(result.explanation(), pytrace=False)
+    reason = result.inconclusive
+    if reason is not None:
+        pytest.skip(reason)

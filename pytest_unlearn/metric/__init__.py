@@ -7,8 +7,8 @@
 3
 """
 
-from .klom import KLOM_MODES, klom
+from .klom import KLOM_MAX, KLOM_MODES, klom
 from .margins import margins
 from .summary import KlomSummary, summarize
 
-__all__ = ["KLOM_MODES", "KlomSummary", "klom", "margins", "summarize"]
+__all__ = ["KLOM_MAX", "KLOM_MODES", "KlomSummary", "klom", "margins", "summarize"]

@@ -40,6 +40,11 @@ from typing import Any
 
 import numpy as np
 
+#: The floor on q: the default ``eps`` of :func:`klom`.
+DEFAULT_EPS = 1e-5
+#: The largest value KLoM takes at the default ``eps``: all of p where q is empty.
+KLOM_MAX = math.log(1.0 / DEFAULT_EPS)
+
 KLOM_MODES: tuple[str, ...] = ("default", "combined", "easydub", "dub")
 #: The modes that count every value over float64 edges (the others reproduce published code).
 _EXACT_MODES = ("default", "combined")
@@ -59,7 +64,7 @@ def klom(
     *,
     mode: str = "default",
     bins: int = 20,
-    eps: float = 1e-5,
+    eps: float = DEFAULT_EPS,
     clip: float = 100.0,
 ) -> Any:
     """Per-point KLoM of an unlearned ensemble against an oracle ensemble.

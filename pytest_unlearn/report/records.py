@@ -21,6 +21,15 @@ CASE_PROPERTY = PREFIX + "case"
 CERTIFIED_CASE_PROPERTY = PREFIX + "certified_case"
 
 
+#: What a verdict's reason adds to it in the table and the plots (plain PASS and FAIL-above
+#: say it all).
+VERDICT_QUALIFIERS = {
+    "below": "closer than retraining can be",
+    "cannot-fail": "cannot fail at this N",
+    "do-nothing-passes": "do-nothing passes too",
+}
+
+
 def to_properties(record: dict[str, Any]) -> dict[str, Any]:
     """``{"p95": 0.4}`` -> ``{"unlearn_p95": 0.4}``."""
     return {PREFIX + key: value for key, value in record.items()}

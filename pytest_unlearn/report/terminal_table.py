@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from .records import case_id, from_properties
+from .records import VERDICT_QUALIFIERS, case_id, from_properties
 
 _COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "verdict")
+
 
 
 @dataclass
@@ -24,8 +25,9 @@ class TableRow:
             return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
         verdict = self.figures.get("verdict") or self.outcome.upper()
-        if self.figures.get("separable") is False:
-            verdict += " (do-nothing indistinguishable)"
+        qualifier = VERDICT_QUALIFIERS.get(self.figures.get("verdict_reason"))
+        if qualifier:
+            verdict += f" ({qualifier})"
         return (
             self.test_id,
             number("p95"),
@@ -79,5 +81,7 @@ class TerminalTable:
         )
         terminalreporter.write_line(
             "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
-            "floor = same for a second oracle ensemble; pass when P95 <= threshold."
+            "floor = same for a second oracle ensemble; fail above the threshold (or far below "
+            "the floor), each at a false-fail level of 0.001 for exact retraining; "
+            "INCONCLUSIVE = skipped, a pass there would prove nothing (docs/verdicts.md)."
         )
