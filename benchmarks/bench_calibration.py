@@ -10,10 +10,10 @@ pretrained models' train and validation accuracy.
     python benchmarks/bench_calibration.py mnist1d-cnn --models 100 --cache-dir /tmp/stores
 
 All figures are P95 KLoM over the split's points: ``floor`` is oracle half B vs half A,
-``null med``/``null max`` the median and largest of 100 random half-splits of the pooled 2N
-oracles, ``threshold`` = 1.25 x null max, ``do-nothing`` the pretrained ensemble vs half A;
-``separable`` says whether do-nothing exceeds the threshold (i.e. whether the case tests
-forgetting at all).
+``null med``/``null sd`` the median and standard deviation over 200 random half-splits of the
+pooled 2N oracles, ``threshold`` = floor + z * sqrt(2) * null sd (``lower`` = floor - the same),
+``do-nothing`` the pretrained ensemble vs half A; ``conclusive`` says whether the case can fail
+and do-nothing fails it, i.e. whether a pass tests forgetting at all (docs/verdicts.md).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def report(name: str, n_models: int, cache_dir: Path) -> None:
         f"validation {val_acc.mean():.4f} +- {val_acc.std():.4f}"
     )
     header = (
-        f"   {'case':<34} {'points':>6} {'floor':>7} {'null med':>8} {'null max':>8} "
-        f"{'threshold':>9} {'do-nothing':>10}  separable"
+        f"   {'case':<34} {'points':>6} {'floor':>7} {'null med':>8} {'null sd':>8} "
+        f"{'lower':>7} {'threshold':>9} {'do-nothing':>10}  conclusive"
     )
     print(header)
     for case in conformance_cases([bench.name]):
@@ -100,8 +100,8 @@ def report(name: str, n_models: int, cache_dir: Path) -> None:
         kind = bench.forget_set(case.forget_set).kind
         print(
             f"   {case.id:<34} {len(columns):>6} {cal.floor:7.3f} {cal.null_median:8.3f} "
-            f"{cal.null_max:8.3f} {cal.threshold:9.3f} {cal.do_nothing:10.3f}  "
-            f"{'yes' if cal.separable else 'no'} ({kind})"
+            f"{cal.null_sd:8.3f} {cal.lower_threshold:7.3f} {cal.threshold:9.3f} "
+            f"{cal.do_nothing:10.3f}  {'yes' if cal.conclusive else 'no'} ({kind})"
         )
 
 

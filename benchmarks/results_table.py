@@ -98,8 +98,26 @@ class Case:
         return [s for s in SPLITS if s in self.records and self.records[s]["verdict"] == "FAIL"]
 
     @property
+    def inconclusive_splits(self) -> list[str]:
+        """Splits that could not have failed at this N, or that do-nothing passes too."""
+        return [
+            s for s in SPLITS if s in self.records and self.records[s]["verdict"] == "INCONCLUSIVE"
+        ]
+
+    @property
     def passed(self) -> bool:
-        return not self.errors and not self.failed_splits and len(self.records) == len(SPLITS)
+        """Every split passed a test that could have failed it."""
+        return (
+            not self.errors
+            and not self.failed_splits
+            and not self.inconclusive_splits
+            and len(self.records) == len(SPLITS)
+        )
+
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing failed, but some split proves nothing at this N."""
+        return not self.errors and not self.failed_splits and bool(self.inconclusive_splits)
 
     def _figure(self, name: str) -> float | None:
         values = [r[name] for r in self.records.values() if r[name] is not None]
@@ -236,7 +254,7 @@ def _p95_cell(case: Case, split: str) -> str:
     cell = _number(record["p95"])
     if record["verdict"] == "FAIL":
         cell = f"**{cell}**"
-    if record["separable"] is False:
+    if record["verdict"] == "INCONCLUSIVE":
         cell += " †"
     return cell
 
@@ -247,6 +265,8 @@ def _verdict_cell(case: Case) -> str:
         return f"ERROR: {message[:80]}"
     if case.failed_splits:
         return f"FAIL ({', '.join(case.failed_splits)})"
+    if case.inconclusive:
+        return f"INCONCLUSIVE ({', '.join(case.inconclusive_splits)})"
     return "PASS" if case.passed else "incomplete"
 
 
@@ -274,7 +294,11 @@ def _summary(cases: Sequence[Case]) -> list[str]:
             ratios = [c.ratio for c in mine if c.ratio is not None]
             cost = _ratio_cell(statistics.median(ratios)) if ratios else MISSING
             passed = sum(c.passed for c in mine)
-            cells.append(f"{passed}/{len(mine)} cases, {cost}")
+            inconclusive = sum(c.inconclusive for c in mine)
+            counted = f"{passed}/{len(mine)} cases" + (
+                f" ({inconclusive} inconclusive)" if inconclusive else ""
+            )
+            cells.append(f"{counted}, {cost}")
         lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
     return lines
 
@@ -298,8 +322,9 @@ def render_markdown(
         "Every method is a file in `examples/` with its hyperparameters fixed at the top, never",
         "tuned on an evaluation split. A **case** is a (benchmark, forget set, request); it",
         "passes when all three splits pass ([verdicts.md](verdicts.md)). **P95** is the verdict",
-        "statistic, P95 KLoM against oracle half A (bold: above the threshold, the split fails;",
-        "† the case cannot tell do-nothing from retraining on that split). **s/model** is one",
+        "statistic, P95 KLoM against oracle half A (bold: the split fails; † the split is",
+        "inconclusive at this N: do-nothing passes it too, or it cannot fail, so a pass there",
+        "proves nothing; such a case is counted as inconclusive, not passed). **s/model** is one",
         "method call on one model; **retrain s/model** one exact retraining of the same",
         "benchmark in the same run, and **x retrain** their ratio.",
         "",

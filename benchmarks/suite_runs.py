@@ -48,6 +48,7 @@ def read_records(junit: Path) -> list[dict[str, str]]:
             continue
         record = {k.removeprefix("unlearn_"): v for k, v in props.items()}
         failed = case.find("failure") is not None or case.find("error") is not None
-        record["outcome"] = "failed" if failed else "passed"
+        skipped = case.find("skipped") is not None  # an INCONCLUSIVE case
+        record["outcome"] = "failed" if failed else "inconclusive" if skipped else "passed"
         records.append(record)
     return sorted(records, key=lambda record: record["case"])

@@ -90,7 +90,12 @@ def _reports() -> list[tuple[str, dict[str, Any]]]:
     retrain = _report(
         *(_record("b/knn", s, 0.5, method_seconds_per_model=1.5) for s in splits),
         *(_record("b/seq/2", s, 0.6, method_seconds_per_model=1.5) for s in splits),
-    )
+        # Do-nothing passes this one's retain split too: a pass there proves nothing.
+        _record("b/rand", "forget", 0.5, method_seconds_per_model=1.5),
+        _record("b/rand", "retain", 0.5, method_seconds_per_model=1.5, separable=False,
+                verdict="INCONCLUSIVE", outcome="skipped"),
+        _record("b/rand", "validation", 0.5, method_seconds_per_model=1.5),
+    )  # fmt: skip
     scrub = _report(
         _record("b/knn", "forget", 4.0),
         _record("b/knn", "retain", 2.0, separable=False),
@@ -108,6 +113,7 @@ def test_cases_group_the_three_splits_in_table_order(results_table: ModuleType) 
     assert [(c.method, c.label) for c in cases] == [
         ("scrub", "knn"),
         ("retrain", "knn"),
+        ("retrain", "rand"),
         ("scrub", "seq req2"),
         ("retrain", "seq req2"),
     ]
@@ -115,7 +121,8 @@ def test_cases_group_the_three_splits_in_table_order(results_table: ModuleType) 
     assert scrub_knn.failed_splits == ["forget", "retain"] and not scrub_knn.passed
     assert retrain_knn.passed
     assert retrain_knn.ratio == pytest.approx(0.75)
-    assert cases[2].errors == ["ValueError: boom"] * 3
+    assert cases[2].inconclusive and not cases[2].passed
+    assert cases[3].errors == ["ValueError: boom"] * 3
 
 
 def test_markdown_has_a_row_per_case_with_p95_verdict_and_seconds(
@@ -125,14 +132,16 @@ def test_markdown_has_a_row_per_case_with_p95_verdict_and_seconds(
     text = results_table.render_markdown(cases, {"command": "python x.py", "profile": "full"})
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     by_key = {(row.split(" | ")[0], row.split(" | ")[2]): row for row in rows if "cases" not in row}
-    assert len(by_key) == 4
+    assert len(by_key) == 5
     scrub = by_key[("| `scrub`", "knn")].split(" | ")
-    assert scrub[3:7] == ["**4.000**", "**2.000** †", "0.500", "FAIL (forget, retain)"]
+    assert scrub[3:7] == ["**4.000**", "**2.000**", "0.500", "FAIL (forget, retain)"]
+    rand = by_key[("| `retrain`", "rand")].split(" | ")
+    assert rand[3:7] == ["0.500", "0.500 †", "0.500", "INCONCLUSIVE (retain)"]
     assert scrub[7:] == ["0.05", "2", "0.025x |"]
     assert by_key[("| `retrain`", "seq req2")].split(" | ")[6] == "PASS"
     assert "ERROR: ValueError: boom" in by_key[("| `scrub`", "seq req2")]
     # The summary: cases passed and the median compute ratio, per method and benchmark.
-    assert "| `retrain` | 2/2 cases, 0.75x |" in text
+    assert "| `retrain` | 2/3 cases (1 inconclusive), 0.75x |" in text
     assert "| `scrub` | 0/2 cases, 0.025x |" in text
     assert "    python x.py" in text
 
