@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_MODELS = 100
-#: ``--unlearn-profile=quick``: the ensemble size and forget-set kinds a PR gate runs.
+#: ``--unlearn-profile=quick``: the ensemble size and forget-set kinds a PR gate runs. 50 is the
+#: smallest measured N at which every benchmark's quick-profile forget cases are conclusive
+#: (docs/verdicts.md, ``benchmarks/bench_power.py``).
 QUICK_MODELS = 50
 PROFILES = ("full", "quick")
 #: The embedded default benchmark: the one a plain run evaluates (`all` selects every one).
