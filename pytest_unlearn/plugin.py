@@ -68,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from .harness.evaluator import EVALUATOR_KEY, Evaluator
     from .progress import progress_writer
 
+    from .harness.call_guard import release_output_with
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    release_output_with(None if capture is None else capture.suspend_global_capture)
     config.stash[EVALUATOR_KEY] = Evaluator(
         settings, method, log=progress_writer(config), shared_runs=shared_runs_dir(config)
     )

@@ -9,10 +9,7 @@ was expected.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,37 +120,3 @@ def _same_device(actual: torch.device, expected: torch.device) -> bool:
     if actual.type != expected.type:
         return False
     return expected.index is None or actual.index in (None, expected.index)
-
-
-@contextmanager
-def time_limit(seconds: float | None, where: str) -> Iterator[None]:
-    """Raise :class:`MethodTimeout` in the calling thread after ``seconds``.
-
-    Uses ``SIGALRM``, as pytest-timeout's signal method does: it interrupts Python code and
-    sleeps, not a single long-running C call (that call finishes first). Where there is no
-    ``SIGALRM`` (Windows) or outside the main thread, the limit is not enforced.
-
-    >>> with time_limit(5.0, "model 0"):  # doctest: +SKIP
-    ...     method(model, forget, retain, context)
-    """
-    usable = (
-        seconds is not None
-        and hasattr(signal, "SIGALRM")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise MethodTimeout(
-            f"{where}: the method did not return within {seconds:g} s (--unlearn-timeout)"
-        )
-
-    previous: Callable | int | None = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

@@ -17,7 +17,8 @@ from ..contract import DataSplit, UnlearnContext
 from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
-from .contract_checks import StateSpec, evaluated_model, returned_state, time_limit
+from .call_guard import guarded_call
+from .contract_checks import StateSpec, evaluated_model, returned_state
 from .shared_runs import MemberRun, RunBoard, run_key
 
 Log = Callable[[str], None]
@@ -84,21 +85,49 @@ def request_splits(
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What every member's calls on one forget set read, on the device once per run."""
+    """What every member's calls on one forget set read, on the device once per run.
+
+    The splits handed to the methods are shared by every call; :meth:`restore` undoes in place
+    whatever a call did to them, so each call sees its own data whatever ran before it (and
+    on which xdist worker): one pristine copy per run instead of a copy per call.
+    """
 
     splits: dict[int, tuple[DataSplit, DataSplit]]  # request (1-based) -> (forget, retain)
     inputs: torch.Tensor  # every point of the benchmark, for the margins
     targets: torch.Tensor
+    pristine: dict[int, tuple[DataSplit, DataSplit]]
 
     @classmethod
     def of(cls, ensembles: Ensembles, forget_set: str, device: torch.device) -> RunInputs:
         data = ensembles.benchmark.load_data()
         requests = range(1, len(ensembles.benchmark.forget_set(forget_set).requests) + 1)
+        splits = {k: request_splits(ensembles, forget_set, k, device) for k in requests}
         return cls(
-            splits={k: request_splits(ensembles, forget_set, k, device) for k in requests},
+            splits=splits,
             inputs=data.inputs.to(device),
             targets=data.targets.to(device),
+            pristine={k: tuple(_copy(split) for split in pair) for k, pair in splits.items()},  # type: ignore[misc]
         )
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put back every split tensor a call changed in place (values, shape or grad flag)."""
+        for k, pair in self.splits.items():
+            for split, clean in zip(pair, self.pristine[k], strict=True):
+                for name in ("inputs", "targets", "indices"):
+                    current, original = getattr(split, name), getattr(clean, name)
+                    if current.requires_grad:
+                        current.requires_grad_(False)
+                    if (
+                        current.shape != original.shape
+                        or current.dtype != original.dtype
+                        or not torch.equal(current, original)
+                    ):
+                        current.set_(original.clone())
+
+
+def _copy(split: DataSplit) -> DataSplit:
+    return DataSplit(split.inputs.clone(), split.targets.clone(), split.indices.clone())
 
 
 def run_member(
@@ -148,9 +177,12 @@ def run_member(
             f" request {k}" if sequential else ""
         )
         call_started = time.perf_counter()
-        with torch.random.fork_rng(devices=rng_devices), time_limit(timeout, where):
-            torch.manual_seed(context.seed)
-            returned = method(model, forget, retain, context)
+        try:
+            with torch.random.fork_rng(devices=rng_devices), guarded_call(timeout, where):
+                torch.manual_seed(context.seed)
+                returned = method(model, forget, retain, context)
+        finally:
+            run_inputs.restore()
         seconds += time.perf_counter() - call_started
         state = returned_state(returned, spec, device, where)
         # The parameters are the model: what is measured, kept and handed to the next request
