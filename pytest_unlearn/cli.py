@@ -5,8 +5,10 @@
     python -m pytest_unlearn verify stores/digits-mlp      # or file://... or https://...
     python -m pytest_unlearn import-easydub EasyDUB-dataset --out stores/easydub --models 100
 
-Exit status 0 on success, 1 when a store fails verification or cannot be fetched, 2 on a
-usage error.
+Exit status 0 on success, 1 when a store fails verification, cannot be fetched or cannot be
+written (a full disk, an unwritable directory), 2 on a usage error (a bad argument, a device
+this machine does not have, an ``--out`` that holds something other than a store). Every
+error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +17,28 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .benchmarks import available_benchmarks, get_benchmark
 from .store import StoreError, build_store, default_cache_dir
+from .store.builder import MAX_MODELS, unbuildable_message
+from .store.manifest import OutputRefused
+
+USAGE = 2
+FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``prog: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _error(message: object) -> None:
+    lines = str(message).strip().splitlines() or [""]
+    # One line: a multi-line problem list becomes "first; second; ...".
+    print(f"error: {'; '.join(line.strip() for line in lines)}", file=sys.stderr)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -30,27 +51,68 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _ensemble_size(raw: str) -> int:
-    """argparse type for --models: an integer of at least 2 (usage error, exit 2, otherwise)."""
+    """argparse type for --models: an integer from 2 to MAX_MODELS (usage error, exit 2,
+    otherwise)."""
     try:
         models = int(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {raw[:40]!r}") from None
     if models < 2:
         raise argparse.ArgumentTypeError(f"must be at least 2, got {models}")
+    if models > MAX_MODELS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_MODELS}, got {models}: every member is held in memory "
+            "while the ensembles train, and the build takes time in proportion"
+        )
     return models
+
+
+def _device_problem(raw: str) -> str | None:
+    """Why ``--device raw`` cannot build here (one line), or None when it can."""
+    import torch
+
+    try:
+        device = torch.device(raw)
+    except (RuntimeError, ValueError, TypeError) as error:
+        return f"--device {raw!r} is not a torch device ({_first_line(error)})"
+    if device.type == "meta":
+        return "--device meta holds no data; use cpu or a GPU"
+    try:
+        torch.empty(1, device=device)
+    except Exception as error:  # AssertionError (torch built without CUDA), RuntimeError, ...
+        return (
+            f"--device {raw} is not available on this machine ({_first_line(error)}); "
+            "use --device cpu"
+        )
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def _build(args: argparse.Namespace) -> int:
     try:
         bench = get_benchmark(args.benchmark)
     except KeyError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
+        _error(error.args[0])
+        return USAGE
+    if not getattr(bench, "buildable", True):
+        _error(unbuildable_message(bench))
+        return USAGE
+    problem = _device_problem(args.device)
+    if problem is not None:
+        _error(problem)
+        return USAGE
     try:
         out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
-    except StoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except OutputRefused as error:
+        _error(error)
+        return USAGE
+    except (StoreError, OSError) as error:
+        _error(error)
+        return FAILED
     print(f"store written to {out}")
     return 0
 
@@ -66,9 +128,9 @@ def _verify(args: argparse.Namespace) -> int:
         else:
             local = materialize(source, Path(args.cache_dir), log=print)
             problems = verify_directory(local)
-    except StoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except (StoreError, OSError) as error:
+        _error(error)
+        return FAILED
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:
@@ -112,8 +174,8 @@ def _import_easydub(args: argparse.Namespace) -> int:
         )
         kinds = None if args.kinds is None else _parse_kinds(args.kinds)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        _error(error)
+        return USAGE
     try:
         out = import_easydub(
             Path(args.source),
@@ -123,17 +185,18 @@ def _import_easydub(args: argparse.Namespace) -> int:
             kinds=kinds,
             log=print,
         )
-    except StoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except OutputRefused as error:
+        _error(error)
+        return USAGE
+    except (StoreError, OSError) as error:
+        _error(error)
+        return FAILED
     print(f"store written to {out}; evaluate it with --unlearn-store={out}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_unlearn", description=__doc__.split("\n")[0]
-    )
+    parser = _Parser(prog="python -m pytest_unlearn", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the benchmarks this installation can build").set_defaults(
         run=_list
@@ -144,9 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("benchmark")
     build.add_argument("--out", required=True, help="the store directory to write")
     build.add_argument(
-        "--models", type=_ensemble_size, default=100, help="ensemble size (default 100)"
+        "--models",
+        type=_ensemble_size,
+        default=100,
+        help=f"ensemble size (default 100, at most {MAX_MODELS})",
     )
-    build.add_argument("--device", default="cpu")
+    build.add_argument("--device", default="cpu", help="where to train (default cpu)")
     build.set_defaults(run=_build)
     verify = commands.add_parser("verify", help="check every file of a store against its manifest")
     verify.add_argument("source", help="a store directory, file:// or http(s):// URL")
@@ -174,4 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     easydub.set_defaults(run=_import_easydub)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except MemoryError:
+        _error("out of memory: ask for fewer --models")
+        return FAILED

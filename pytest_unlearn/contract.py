@@ -85,6 +85,9 @@ class UnlearnContext:
     ``certificate`` is a dict the method may fill (certified methods report their bounds here,
     see :mod:`pytest_unlearn.certified.claim`); ``history`` holds the certificates of this
     model's earlier requests in a sequential schedule (oldest first), so state can be carried.
+    ``params`` holds the run's ``--unlearn-param KEY=VALUE`` settings (a fresh dict per call),
+    so one method file serves a hyper-parameter sweep. ``request_index`` counts from 0 (test
+    ids count requests from 1: ``...-req1-...`` is ``request_index == 0``).
     """
 
     device: torch.device
@@ -97,6 +100,7 @@ class UnlearnContext:
     num_classes: int
     certificate: dict[str, Any] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class UnlearnMethod(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,15 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_unlearn import conformance
     from pytest_unlearn.fixtures import conformance_fixtures
 
+    from .harness.call_guard import release_output_with
     from .harness.evaluator import EVALUATOR_KEY, Evaluator
     from .progress import progress_writer
-
-    from .harness.call_guard import release_output_with
 
     capture = config.pluginmanager.getplugin("capturemanager")
     release_output_with(None if capture is None else capture.suspend_global_capture)
     config.stash[EVALUATOR_KEY] = Evaluator(
-        settings, method, log=progress_writer(config), shared_runs=shared_runs_dir(config)
+        settings,
+        method,
+        log=progress_writer(config),
+        shared_runs=shared_runs_dir(config),
+        baseline=_baseline(settings),
     )
     config.pluginmanager.register(conformance_fixtures, "unlearn-fixtures")
     for marker in (
@@ -97,7 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.report is not None:
             from .report.json_report import JsonReport
 
-            config.pluginmanager.register(JsonReport(settings.report), "unlearn-json-report")
+            run = {
+                "profile": settings.profile,
+                "params": dict(settings.params),
+                "seed": settings.seed,
+            }
+            config.pluginmanager.register(
+                JsonReport(settings.report, run=run), "unlearn-json-report"
+            )
         if settings.plots is not None:
             from .report.plots import PlotWriter
 
@@ -105,3 +116,15 @@ def pytest_configure(config: pytest.Config) -> None:
     suite = str(Path(conformance.__file__).parent)
     if suite not in config.args:
         config.args.append(suite)
+
+
+def _baseline(settings: Settings) -> Any:
+    """``--unlearn-baseline``'s report, checked against this run (a usage error if it does not
+    fit), or None."""
+    if settings.baseline is None:
+        return None
+    from .benchmarks import get_benchmark
+    from .harness.baseline import Baseline
+
+    fingerprints = {name: get_benchmark(name).fingerprint() for name in settings.benchmarks}
+    return Baseline.load(settings.baseline, n_models=settings.models, fingerprints=fingerprints)

@@ -7,10 +7,13 @@ Every option lives in pytest's ``unlearn`` group and can also be set as an ini k
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -83,12 +86,23 @@ OPTIONS = (
         "timeout", "seconds one method call may take before it fails its tests (default: none)"
     ),
     _Option(
+        "param",
+        "KEY=VALUE for the method, repeatable (context.params; the value is read as JSON when "
+        "it parses, e.g. lr=0.05, else as a string); env and ini: one per line or ';'-separated",
+    ),
+    _Option(
+        "baseline",
+        "an earlier run's JSON report (--unlearn-report) of the same store and N: each test "
+        "fails only on a regression beyond noise against its record there",
+    ),
+    _Option(
         "threads",
         "torch CPU threads per process (default: the cores divided among the xdist workers); "
         "a fixed value makes CPU results bit-identical whatever -n is",
     ),
 )
 _FLAGS = {"offline"}  # options that take no value on the command line
+_REPEATABLE = {"param"}  # options given once per value on the command line
 _BY_NAME = {option.name: option for option in OPTIONS}
 
 
@@ -96,7 +110,11 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the ``unlearn`` option group and its ini keys."""
     group = parser.getgroup("unlearn", "machine-unlearning conformance (pytest-unlearn)")
     for option in OPTIONS:
-        extra = {"action": "store_const", "const": "1"} if option.name in _FLAGS else {}
+        extra: dict[str, object] = {}
+        if option.name in _FLAGS:
+            extra = {"action": "store_const", "const": "1"}
+        elif option.name in _REPEATABLE:
+            extra = {"action": "append"}
         group.addoption(
             option.flag,
             dest=option.dest,
@@ -112,6 +130,8 @@ def _raw(config: pytest.Config, name: str) -> tuple[str | None, str]:
     option = _BY_NAME[name]
     value = config.getoption(option.dest)
     if value is not None:
+        if isinstance(value, list):  # a repeatable option: one value per line
+            return "\n".join(str(v) for v in value), option.flag
         return str(value), option.flag
     value = os.environ.get(option.env)
     if value:
@@ -163,6 +183,9 @@ class Settings:
     report: Path | None = None
     plots: Path | None = None
     threads: int | None = None
+    #: ``--unlearn-param KEY=VALUE``: what the method receives as ``context.params``.
+    params: tuple[tuple[str, Any], ...] = ()
+    baseline: Path | None = None
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -187,6 +210,8 @@ class Settings:
             report=_path(config, "report"),
             plots=_path(config, "plots"),
             threads=_threads(config),
+            params=_params(config),
+            baseline=_path(config, "baseline"),
         )
 
 
@@ -211,6 +236,14 @@ def _models(config: pytest.Config, default: int) -> int:
         ) from None
     if models < 2:
         raise pytest.UsageError(f"{source}: an ensemble needs at least 2 models, got {models}")
+    from .store.builder import MAX_MODELS
+
+    if models > MAX_MODELS:
+        raise pytest.UsageError(
+            f"{source}: at most {MAX_MODELS} models per ensemble, got {models} (a store of that "
+            "size trains 2 x N oracles per forget set and holds them all in memory; the "
+            "measured verdicts go up to N=100)"
+        )
     return models
 
 
@@ -242,6 +275,10 @@ def _device(config: pytest.Config) -> torch.device:
         device = torch.device(raw)
     except RuntimeError as error:
         raise pytest.UsageError(f"{source}: {raw!r} is not a torch device ({error})") from None
+    if device.type == "meta":
+        raise pytest.UsageError(
+            f"{source}: {raw!r} is not a device a method can run on (meta tensors hold no data)"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError(f"{source}: device {raw!r} requested but CUDA is not available")
     try:  # other device types (mps, xpu, ...) are only known to work once used
@@ -292,8 +329,11 @@ def _timeout(config: pytest.Config) -> float | None:
         seconds = float(raw)
     except ValueError:
         raise pytest.UsageError(f"{source}: expected a number of seconds, got {raw!r}") from None
-    if not seconds > 0:
-        raise pytest.UsageError(f"{source}: the timeout must be positive, got {raw!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise pytest.UsageError(
+            f"{source}: the timeout must be a positive, finite number of seconds, got {raw!r} "
+            "(leave the option out for no limit)"
+        )
     return seconds
 
 
@@ -318,3 +358,38 @@ def _seed(config: pytest.Config) -> int:
         return int(raw)
     except ValueError:
         raise pytest.UsageError(f"{source}: expected an integer seed, got {raw!r}") from None
+
+
+_PARAM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def parse_params(raw: str, source: str) -> tuple[tuple[str, Any], ...]:
+    r"""``KEY=VALUE`` entries (lines or ';'-separated) as ``(key, value)`` pairs, in order.
+
+    >>> parse_params("lr=0.05; name=scrub\nepochs=10", "--unlearn-param")
+    (('lr', 0.05), ('name', 'scrub'), ('epochs', 10))
+    """
+    pairs: dict[str, Any] = {}
+    for entry in (part.strip() for line in raw.splitlines() for part in line.split(";")):
+        if not entry:
+            continue
+        key, sep, text = entry.partition("=")
+        key = key.strip()
+        if not sep or not _PARAM_KEY.fullmatch(key):
+            raise pytest.UsageError(
+                f"{source}: expected KEY=VALUE (a name, then '='), got {entry!r}"
+            )
+        if key in pairs:
+            raise pytest.UsageError(f"{source}: parameter {key!r} is given twice")
+        text = text.strip()
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        pairs[key] = value
+    return tuple(pairs.items())
+
+
+def _params(config: pytest.Config) -> tuple[tuple[str, Any], ...]:
+    raw, source = _raw(config, "param")
+    return () if raw is None else parse_params(raw, source)

@@ -76,6 +76,19 @@ CONFORMANCE_IDS = [
 #: A method that keeps the contract and costs nothing (do-nothing).
 IDENTITY_METHOD = "def unlearn(model, forget, retain, context):\n    return model\n"
 
+#: A method that damages the model: 5 epochs of gradient ascent on the forget set at lr 1.0.
+DESTRUCTIVE_METHOD = """
+import torch
+
+def unlearn(model, forget, retain, context):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    for _ in range(5):
+        for inputs, targets in forget.loader(16):
+            loss = -torch.nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    return model
+"""
+
 
 def _method_configured(config: pytest.Config) -> bool:
     if os.environ.get(ENV_PREFIX + "METHOD"):

@@ -29,7 +29,8 @@ from pytest_unlearn.store.manifest import MANIFEST_NAME, Manifest, build_manifes
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do wrong on one request: answer ``code``, flip a byte, cut the body, or stall."""
+    """What to do wrong on one request: answer ``code``, flip a byte, cut the body, stall, or
+    trickle the body ``keep`` bytes every ``seconds``."""
 
     kind: str
     code: int = 0
@@ -55,6 +56,12 @@ def truncated(keep: int) -> Fault:
 def slow(seconds: float) -> Fault:
     """Wait ``seconds`` before answering (for timeouts)."""
     return Fault("slow", seconds=seconds)
+
+
+def trickle(chunk: int, every: float) -> Fault:
+    """Answer at once (full Content-Length), then send the body ``chunk`` bytes at a time,
+    waiting ``every`` seconds before each: a server that is slow but never silent for long."""
+    return Fault("trickle", keep=chunk, seconds=every)
 
 
 @dataclass
@@ -152,9 +159,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(announced))
         self.end_headers()
-        # The client may have given up already (the timeout test).
+        # The client may have given up already (the timeout and stall tests).
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
+            if fault is not None and fault.kind == "trickle":
+                self.wfile.flush()
+                for start in range(0, len(body), fault.keep):
+                    time.sleep(fault.seconds)
+                    self.wfile.write(body[start : start + fault.keep])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         del format, args  # keep test output quiet

@@ -204,6 +204,37 @@ def test_xfail_file_with_an_unknown_id_is_a_usage_error(
     assert "digits-mlp-knn63-forget" in output(result)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe not utf-8\n", "is not UTF-8 text"),
+        (b"# " + b"x" * (1 << 20) + b"\n", "is larger than 1024 KiB"),
+    ],
+    ids=["not-utf8", "too-large"],
+)
+def test_an_xfail_file_that_is_no_id_list_is_one_usage_error(
+    pytester: pytest.Pytester, unlearn_cache: Path, content: bytes, message: str
+) -> None:
+    (pytester.path / "xfail.txt").write_bytes(content)
+    result = _run(
+        pytester, unlearn_cache, "def unlearn(m, f, r, c):\n    return m\n",
+        "--unlearn-xfail-file=xfail.txt", "--collect-only",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in output(result) and "Traceback" not in output(result)
+
+
+def test_an_endless_xfail_file_is_refused_not_read(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    result = _run(
+        pytester, unlearn_cache, "def unlearn(m, f, r, c):\n    return m\n",
+        "--unlearn-xfail-file=/dev/zero", "--collect-only",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "/dev/zero is not a regular file" in output(result)
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_split_loader_gives_the_batches_of_a_plain_dataloader(shuffle: bool) -> None:
     inputs, targets = torch.randn(150, 3), torch.arange(150)

@@ -9,6 +9,9 @@ the store tells exactly which file and position it came from.
 
 from __future__ import annotations
 
+import os
+import pickle
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,9 +29,10 @@ from pytest_unlearn.benchmarks.cifar10_resnet9 import (
     NotBuildable,
     resnet9,
 )
-from pytest_unlearn.store import read_ensembles
+from pytest_unlearn.store import StoreError, read_ensembles
+from pytest_unlearn.store import easydub_import as easydub_module
 from pytest_unlearn.store.easydub_import import EasyDUBImportError, import_easydub
-from pytest_unlearn.store.manifest import read_manifest, verify_directory
+from pytest_unlearn.store.manifest import MANIFEST_NAME, read_manifest, verify_directory
 
 N_PRETRAINED = 6
 N_ORACLES = 8
@@ -129,6 +133,22 @@ def store(tree: Path, tmp_path: Path) -> Path:
     return _import(tree, tmp_path / "store")[0]
 
 
+@pytest.fixture
+def cifar_npz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local CIFAR-10 copy at the miniature size, named by the environment variable."""
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "cifar10.npz"
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (N_TRAIN, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, (N_TRAIN, 1)),
+        x_test=rng.integers(0, 256, (N_VAL, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, N_VAL),
+    )
+    monkeypatch.setenv(CIFAR10_NPZ_ENV, str(npz))
+    return npz
+
+
 def test_imported_store_verifies_against_its_manifest(store: Path) -> None:
     assert verify_directory(store) == []
     manifest = read_manifest(store)
@@ -222,6 +242,63 @@ def test_pickled_object_checkpoint_is_refused_without_running_it(
     assert not (tmp_path / "store").exists()
 
 
+UNSAFE_ADVICE = ("weights_only` set to `False", "weights_only=False", "safe_globals", "trust")
+
+
+def test_refused_pickle_names_the_global_and_not_how_to_load_it_anyway(
+    tree: Path, tmp_path: Path
+) -> None:
+    checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_1_epoch_23.pt"
+    torch.save(_RunsCodeWhenUnpickled(tmp_path / "code-ran"), checkpoint)
+    with pytest.raises(EasyDUBImportError) as error:
+        _import(tree, tmp_path / "store")
+    message = str(error.value)
+    assert "refused global io.open" in message
+    assert "\n" not in message
+    assert not [advice for advice in UNSAFE_ADVICE if advice in message]
+
+
+def test_a_refusal_worded_without_the_usual_marker_keeps_none_of_the_advice(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch words its refusal differently across versions; whatever the wording, the advice
+    to load the file anyway is never passed on."""
+    text = (
+        "Weights only load failed. This file can still be loaded, to do so you have two "
+        "options, \x1b[1mdo those steps only if you trust the source of the checkpoint\x1b[0m."
+        " \n\t(1) Re-running `torch.load` with `weights_only` set to `False` will likely "
+        "succeed, but it can result in arbitrary code execution.\n\tUnsupported operand 149"
+    )
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise pickle.UnpicklingError(text)
+
+    monkeypatch.setattr(easydub_module.torch, "load", refuse)
+    with pytest.raises(EasyDUBImportError) as error:
+        _import(tree, tmp_path / "store")
+    message = str(error.value)
+    assert "Unsupported operand 149" in message
+    assert "can still be loaded" not in message
+    assert not [advice for advice in UNSAFE_ADVICE if advice in message]
+
+
+def test_the_importer_refuses_a_torch_older_than_2_6(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(easydub_module.torch, "__version__", "2.5.1+cpu")
+    with pytest.raises(EasyDUBImportError) as error:
+        _import(tree, tmp_path / "store")
+    message = str(error.value)
+    assert message.startswith("torch 2.5.1+cpu is too old to read EasyDUB's checkpoints safely")
+    assert "CVE-2025-32434" in message and "pip install 'torch>=2.6'" in message
+    assert not (tmp_path / "store").exists()
+
+
+def test_the_dependency_floor_is_the_first_safe_torch() -> None:
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert '"torch>=2.6",' in pyproject
+
+
 def test_missing_file_is_one_error_naming_it(tree: Path, tmp_path: Path) -> None:
     missing = tree / "margins" / "cifar10" / "oracle" / "forget_4" / "val" / "resnet9"
     missing = missing / "id_2_epoch_23.npy"
@@ -288,12 +365,54 @@ def test_directory_that_is_not_a_store_is_not_replaced(tree: Path, tmp_path: Pat
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(EasyDUBImportError, match="is not a store"):
+    with pytest.raises(EasyDUBImportError, match="not a store"):
         _import(tree, precious)
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_bound_benchmark_reads_the_imported_store_as_ensembles(tree: Path, store: Path) -> None:
+def test_stale_staging_of_a_killed_import_is_removed(tree: Path, tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    stale = tmp_path / f".store.importing-{child.pid}"
+    stale.mkdir()
+    (stale / "half.safetensors").write_bytes(b"x")
+    _import(tree, tmp_path / "store")
+    assert not stale.exists()
+
+
+def test_imported_files_are_readable_like_the_manifest(tree: Path, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store, _ = _import(tree, tmp_path / "store")
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in store.rglob("*") if p.is_file()}
+    assert modes == {0o644}
+
+
+def test_a_subset_of_forget_sets_is_all_the_store_says_it_holds(
+    tree: Path, tmp_path: Path, cifar_npz: Path
+) -> None:
+    from pytest_unlearn.store.reader import stored_forget_sets
+
+    store, _ = _import(tree, tmp_path / "store", forget_ids=[4])
+    assert stored_forget_sets(store) == ("set4",)
+    bench = TinyEasyDUB.from_store(store)
+    assert list(read_ensembles(bench, store, 3).oracles) == [("set4", 1)]
+
+
+def test_a_forget_set_beyond_the_published_ten_is_a_stored_forget_set(tmp_path: Path) -> None:
+    from pytest_unlearn.store.reader import stored_forget_sets
+
+    tree = write_easydub_tree(tmp_path / "tree", forget_sets={11: [1, 2]}, n_pretrained=2)
+    store, _ = _import(tree, tmp_path / "store", models=2, kinds={11: "random"})
+    assert stored_forget_sets(store) == ("set11",)
+    assert verify_directory(store) == []
+
+
+def test_bound_benchmark_reads_the_imported_store_as_ensembles(
+    tree: Path, store: Path, cifar_npz: Path
+) -> None:
     bench = TinyEasyDUB.from_store(store)
     ensembles = read_ensembles(bench, store, 3)
     assert [fs.name for fs in bench.forget_sets] == ["set1", "set4"]
@@ -317,19 +436,27 @@ def test_load_data_without_local_cifar10_names_the_variable(store: Path) -> None
         TinyEasyDUB.from_store(store).load_data()
 
 
-def test_load_data_reads_a_local_cifar10_npz(
+def test_a_missing_cifar10_file_is_a_store_error_naming_it_and_how_to_provide_it(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rng = np.random.default_rng(0)
-    npz = tmp_path / "cifar10.npz"
-    np.savez(
-        npz,
-        x_train=rng.integers(0, 256, (N_TRAIN, 32, 32, 3), dtype=np.uint8),
-        y_train=rng.integers(0, 10, (N_TRAIN, 1)),
-        x_test=rng.integers(0, 256, (N_VAL, 32, 32, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, N_VAL),
-    )
-    monkeypatch.setenv(CIFAR10_NPZ_ENV, str(npz))
+    missing = tmp_path / "nowhere" / "cifar10.npz"
+    monkeypatch.setenv(CIFAR10_NPZ_ENV, str(missing))
+    with pytest.raises(StoreError) as error:
+        TinyEasyDUB.from_store(store).load_data()
+    message = str(error.value)
+    assert message.startswith(f"{missing}: no such file (named by {CIFAR10_NPZ_ENV})")
+    assert "numpy.savez" in message and "x_train, y_train, x_test, y_test" in message
+    assert "\n" not in message
+
+
+def test_missing_cifar10_data_fails_reading_the_store_not_running_the_method(
+    store: Path,
+) -> None:
+    with pytest.raises(StoreError, match=f"{CIFAR10_NPZ_ENV} is not set"):
+        read_ensembles(TinyEasyDUB.from_store(store), store, 3)
+
+
+def test_load_data_reads_a_local_cifar10_npz(store: Path, cifar_npz: Path) -> None:
     data = TinyEasyDUB.from_store(store).load_data()
     assert data.inputs.shape == (N_TRAIN + N_VAL, 3, 32, 32)
     assert data.train_indices.tolist() == list(range(N_TRAIN))
@@ -378,3 +505,14 @@ def test_cli_imports_a_full_size_tree_into_a_verified_store(tmp_path: Path) -> N
     assert (manifest.benchmark, manifest.n_models) == ("cifar10-resnet9", 2)
     assert manifest.forget_sets == {"set2": "random"}
     assert "--models 100 clamped to 2" in result.stdout
+
+
+def test_cli_refuses_an_out_that_is_not_a_store_before_reading_anything(tmp_path: Path) -> None:
+    from pytest_unlearn.cli import main
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["import-easydub", str(tmp_path / "no-tree"), "--out", str(precious)]) == 2
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert not (precious / MANIFEST_NAME).exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFORMANCE_IDS, REPO_ROOT, output, unlearn_args
+from conftest import CONFORMANCE_IDS, DESTRUCTIVE_METHOD, REPO_ROOT, output, unlearn_args
 from torch import nn
 
 from pytest_unlearn.benchmarks import TrainingRecipe, get_benchmark
@@ -211,23 +211,10 @@ def test_do_nothing_fails_every_conclusive_forget_case(
             assert record["verdict"] == "FAIL", record
 
 
-DESTRUCTIVE = """
-import torch
-
-def unlearn(model, forget, retain, context):
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    for _ in range(5):
-        for inputs, targets in forget.loader(16):
-            loss = -torch.nn.functional.cross_entropy(model(inputs), targets)
-            optimizer.zero_grad(); loss.backward(); optimizer.step()
-    return model
-"""
-
-
 def test_a_destructive_method_fails_every_retain_and_validation_case(
     pytester: pytest.Pytester, unlearn_cache: Path
 ) -> None:
-    pytester.makepyfile(destructive=DESTRUCTIVE)
+    pytester.makepyfile(destructive=DESTRUCTIVE_METHOD)
     _, report = _quick_run(
         pytester, unlearn_cache, "destructive:unlearn", *unlearn_args(unlearn_cache)
     )

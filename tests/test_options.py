@@ -119,8 +119,9 @@ def test_models_precedence_cli_env_ini_default(
 def test_device_precedence_cli_env_ini_default(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, layers: dict, winner: str
 ) -> None:
-    # Three distinct devices that exist on a CPU-only machine.
-    values = {"ini": "meta", "env": "cpu:0", "cli": "cpu"}
+    # A CPU-only machine has two distinct usable devices ('meta' is refused: it holds no data),
+    # each unlike its neighbour in the order; the precedence logic itself is every option's.
+    values = {"ini": "cpu:0", "env": "cpu", "cli": "cpu:0"}
     args = _set_sources(pytester, monkeypatch, "device", {k: values[k] for k in layers})
     default = "cuda" if torch.cuda.is_available() else "cpu"
     expected = torch.device(default if winner == "default" else values[winner])
@@ -226,6 +227,13 @@ BAD_VALUES = [
     pytest.param(
         "threads", "0", "the number of threads must be at least 1, got '0'", id="threads-0"
     ),
+    pytest.param(
+        "models", "100000000", "at most 10000 models per ensemble, got 100000000", id="models-huge"
+    ),
+    pytest.param("timeout", "inf", "the timeout must be a positive, finite", id="timeout-inf"),
+    pytest.param("timeout", "nan", "the timeout must be a positive, finite", id="timeout-nan"),
+    pytest.param("timeout", "-1", "the timeout must be a positive, finite", id="timeout-negative"),
+    pytest.param("device", "meta", "'meta' is not a device a method can run on", id="device-meta"),
 ]
 if not torch.cuda.is_available():
     BAD_VALUES.append(

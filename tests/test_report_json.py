@@ -211,6 +211,10 @@ def test_report_settings_say_what_the_tests_used(
         "n_models": 4,
         "devices": ["cpu"],
         "benchmarks": ["bench"],
+        "fingerprints": {},  # the fake records name none
+        "profile": "full",
+        "params": {},
+        "seed": 0,
     }
 
 
@@ -455,3 +459,54 @@ def test_junit_xunit1_family_has_the_figures_without_warning(
     )
     assert "incompatible with junit_family" not in output(result)
     assert _junit_properties(fake_project.path / "junit.xml")["test_fails"] >= FIGURE_PROPERTIES
+
+
+# -- a report a CI gate can trust ---------------------------------------------------------------
+
+KILLS_ITSELF = """
+import os, signal
+
+def unlearn(model, forget, retain, context):
+    os.kill(os.getpid(), signal.SIGKILL)  # no interception can stop this one
+"""
+
+
+def test_a_run_that_dies_leaves_a_report_marked_incomplete(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    from pytest_unlearn.report.json_report import check_report
+
+    pytester.makepyfile(mymethod=KILLS_ITSELF)
+    report = pytester.path / "unlearn.json"
+    report.write_text('{"schema": "an earlier, green run"}')
+    result = pytester.runpytest_subprocess(
+        "--unlearn-method=mymethod:unlearn", *unlearn_args(unlearn_cache, 2),
+        f"--unlearn-report={report}", "-k", "knn36-forget",
+    )  # fmt: skip
+    assert result.ret != 0
+    assert json.loads(report.read_text())["complete"] is False
+    (problem,) = check_report(report)
+    assert "ended before pytest's session did" in problem
+
+
+def test_a_finished_run_records_how_many_tests_it_collected(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    from pytest_unlearn.report.json_report import check_report
+
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    report = pytester.path / "unlearn.json"
+    pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", *unlearn_args(unlearn_cache),
+        f"--unlearn-report={report}", "-k", "knn36",
+    )  # fmt: skip
+    loaded = load_report(report)
+    assert loaded["complete"] is True and loaded["expected_records"] == 3
+    assert len(loaded["records"]) == 3
+    assert check_report(report) == [f"{report}: the run exited with status 1"]  # do-nothing fails
+
+
+def test_check_report_wants_a_report(tmp_path: Path) -> None:
+    from pytest_unlearn.report.json_report import check_report
+
+    assert "no report" in check_report(tmp_path / "absent.json")[0]

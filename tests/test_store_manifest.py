@@ -163,6 +163,28 @@ MALFORMED = [
         r"file 'a' is also a folder of 'a/b'",
         id="file-and-folder",
     ),
+    pytest.param("[" * 100_000 + "]" * 100_000, r"not valid JSON \(nested too deeply\)", id="deep"),
+    pytest.param(
+        '{"schema": ' + "9" * 5000 + "}", r"not valid JSON .*integer string", id="huge-integer"
+    ),
+    pytest.param(
+        json.dumps(_raw(files={"a": {"sha256": SHA, "size": 10**400}})),
+        r"file 'a': size 1000.* is larger than any file can be",
+        id="huge-size",
+    ),
+    pytest.param(
+        json.dumps(_raw(n_models=10**12)), r"'n_models' is 1000000000000, more than", id="huge-n"
+    ),
+    pytest.param(
+        json.dumps(_raw(forget_sets={"../x": "random"})),
+        r"forget set name '\.\./x' must be letters",
+        id="forget-set-path",
+    ),
+    pytest.param(
+        json.dumps(_raw(forget_sets={"a\nb": "random"})),
+        r"forget set name 'a\\nb' must be letters",
+        id="forget-set-newline",
+    ),
 ]
 
 
@@ -209,7 +231,10 @@ _MANIFEST = st.builds(
     fingerprint=st.text(alphabet="0123456789abcdef", max_size=16),
     n_models=st.integers(min_value=0, max_value=10_000),
     recipe=st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
-    forget_sets=st.dictionaries(st.text(max_size=8), st.sampled_from(["random", "subpopulation"])),
+    forget_sets=st.dictionaries(
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,7}", fullmatch=True),
+        st.sampled_from(["random", "subpopulation"]),
+    ),
     files=st.lists(_ENTRY, max_size=5, unique_by=lambda e: e.path).map(tuple),
 )
 
@@ -299,3 +324,45 @@ def test_verify_directory_names_a_size_mismatch(tmp_path: Path) -> None:
     assert verify_directory(tmp_path) == [
         f"forget_sets/knn36.safetensors: size mismatch: expected {size} bytes, found {size + 1}"
     ]
+
+
+def test_verify_directory_names_a_file_the_manifest_does_not_list(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    (tmp_path / "oracles" / "extra.safetensors").write_bytes(b"unverified")
+    assert verify_directory(tmp_path) == [
+        f"oracles/extra.safetensors: on disk but not listed in {MANIFEST_NAME} "
+        "(never verified: remove it)"
+    ]
+
+
+def test_verify_directory_skips_hidden_entries(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (tmp_path / ".gitattributes").write_text("*.safetensors filter=lfs")
+    assert verify_directory(tmp_path) == []
+
+
+def test_verify_directory_names_a_needed_file_the_manifest_does_not_list(tmp_path: Path) -> None:
+    manifest = make_store(tmp_path)
+    kept = tuple(e for e in manifest.files if e.path != "forget_sets/knn36.safetensors")
+    write_manifest(tmp_path, Manifest(**{**manifest.__dict__, "files": kept}))
+    (tmp_path / "forget_sets" / "knn36.safetensors").unlink()
+    assert verify_directory(tmp_path) == [
+        f"forget_sets/knn36.safetensors: needed (forget set knn36) but not listed in "
+        f"{MANIFEST_NAME}"
+    ]
+
+
+def test_verify_directory_of_an_empty_file_list_names_what_is_needed(tmp_path: Path) -> None:
+    manifest = Manifest.parse(json.dumps(_raw(files={})), source="test")
+    write_manifest(tmp_path, manifest)
+    problems = verify_directory(tmp_path)
+    assert (
+        f"pretrained/weights.safetensors: needed (the pretrained models) but not listed in "
+        f"{MANIFEST_NAME}" in problems
+    )
+    assert (
+        "oracles/knn36.safetensors: needed (the oracles of forget set knn36) but not "
+        f"listed in {MANIFEST_NAME}" in problems
+    )

@@ -82,3 +82,29 @@ def test_corrupt_download_fails_naming_the_file_and_caches_nothing(
     assert "sha256" in output(result)
     stores = pytester.path / "cache" / "downloads" / "stores"
     assert not stores.exists() or not any(p for p in stores.iterdir() if not p.name.startswith("."))
+
+
+def test_a_store_file_the_manifest_does_not_list_fails_the_run_naming_it(
+    pytester: pytest.Pytester, published_store: Path, tmp_path: Path
+) -> None:
+    """The hostile tester's forgery: the oracles dropped from the manifest and replaced by
+    fakes. The run must refuse the file, not evaluate against it."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import save_file
+
+    from pytest_unlearn.store.manifest import write_manifest
+
+    forged = tmp_path / "forged"
+    shutil.copytree(published_store, forged)
+    manifest = read_manifest(forged)
+    oracle = "oracles/knn36.safetensors"
+    kept = tuple(entry for entry in manifest.files if entry.path != oracle)
+    write_manifest(forged, dataclasses.replace(manifest, files=kept))
+    points = torch.zeros(MODELS, 1797)
+    save_file({"half_a": points, "half_b": points.clone()}, str(forged / oracle))
+    result = _run(pytester, f"--unlearn-store={forged}")
+    result.assert_outcomes(failed=1)
+    assert f"{forged / oracle}: not listed in" in output(result)
+    assert "Traceback" not in output(result)

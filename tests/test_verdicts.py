@@ -88,8 +88,11 @@ def test_summary_table_lists_every_case_with_a_verdict(
     ids = [line.split()[0] for line in table[1 : 1 + len(CONFORMANCE_IDS)]]
     assert ids == CONFORMANCE_IDS  # sorted, no gaps
     for row in rows.values():
-        assert row.split()[5] in ("PASS", "FAIL", "INCONCLUSIVE")
-    assert rows["digits-mlp-knn36-forget"].split()[5] == "FAIL"
+        assert row.split()[6] in ("PASS", "FAIL", "INCONCLUSIVE")
+    knn36 = rows["digits-mlp-knn36-forget"].split()
+    assert knn36[6] == "FAIL"
+    assert knn36[5] == "0%"  # do-nothing closes none of the gap to retraining
+    assert "returned its input unchanged" in rows["digits-mlp-knn36-forget"]
 
 
 def test_summary_table_lists_only_conformance_tests(pytester: pytest.Pytester) -> None:
@@ -218,3 +221,24 @@ def test_method_returning_a_tensor_fails_naming_the_returned_type(
     result = _run(pytester, unlearn_cache, "mymethod:unlearn", "-k", "random36-forget", models=2)
     result.assert_outcomes(failed=1)
     assert "returned Tensor" in output(result)
+
+
+def test_a_failure_outside_the_method_is_never_blamed_on_it(
+    pytester: pytest.Pytester, unlearn_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite's own step after the call (here: computing the margins) breaks: every test of
+    the forget set says so in one line, and none says "the method raised"."""
+    from pytest_unlearn.harness import method_runner
+
+    def broken_margins(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(method_runner, "_margins_of", broken_margins)
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    result = _run(pytester, unlearn_cache, "mymethod:unlearn", "-k", "knn36", models=2)
+    result.assert_outcomes(failed=3)
+    text = output(result)
+    assert text.count("could not evaluate digits-mlp/knn36 (not the method's fault)") >= 3
+    assert "RuntimeError: disk on fire" in text
+    assert "the method raised" not in text
+    assert "Traceback" not in text

@@ -179,8 +179,17 @@ def resnet9(
     )
 
 
-class CIFAR10Unavailable(RuntimeError):
-    """The CIFAR-10 images are not on this machine (or the local copy is malformed)."""
+class CIFAR10Unavailable(StoreError, RuntimeError):
+    """The CIFAR-10 images are not on this machine (or the local copy is malformed): a problem
+    with the benchmark's data, reported like a store problem (one line), never as the method's."""
+
+
+def _how_to_provide(name: str = "cifar10-resnet9") -> str:
+    return (
+        f"benchmark {name!r} needs the CIFAR-10 images as a local .npz with arrays x_train, "
+        "y_train, x_test, y_test (e.g. written with numpy.savez from torchvision's "
+        f"CIFAR10(...).data/.targets): set {CIFAR10_NPZ_ENV} to its path"
+    )
 
 
 class NotBuildable(StoreError):
@@ -213,13 +222,18 @@ def load_cifar10(path: Path | str, n_train: int, n_test: int) -> tuple[torch.Ten
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     except FileNotFoundError:
-        raise CIFAR10Unavailable(f"{CIFAR10_NPZ_ENV}={path}: no such file") from None
+        raise CIFAR10Unavailable(
+            f"{path}: no such file (named by {CIFAR10_NPZ_ENV}); {_how_to_provide()}"
+        ) from None
     except KeyError as error:
         raise CIFAR10Unavailable(
             f"{path}: missing array {error.args[0]!r}; expected x_train, y_train, x_test, y_test"
         ) from None
     except (OSError, ValueError) as error:
-        raise CIFAR10Unavailable(f"{path}: not a readable numpy .npz ({error})") from None
+        reason = " ".join(str(error).split())[:200]
+        raise CIFAR10Unavailable(
+            f"{path}: not a readable numpy .npz ({reason}); {_how_to_provide()}"
+        ) from None
     mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
     result = []
@@ -373,10 +387,8 @@ class CIFAR10ResNet9(Benchmark):
         path = os.environ.get(CIFAR10_NPZ_ENV)
         if not path:
             raise CIFAR10Unavailable(
-                f"benchmark {self.name!r} needs the CIFAR-10 images, which are not available "
-                f"offline: set {CIFAR10_NPZ_ENV} to a local .npz with arrays x_train, y_train, "
-                "x_test, y_test (e.g. written with numpy.savez from torchvision's CIFAR10(...)"
-                ".data/.targets)"
+                f"{CIFAR10_NPZ_ENV} is not set, and nothing here downloads CIFAR-10: "
+                f"{_how_to_provide(self.name)}"
             )
         x_train, y_train, x_test, y_test = load_cifar10(path, self.n_train, self.n_validation)
         n = self.n_train + self.n_validation

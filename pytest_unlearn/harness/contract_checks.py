@@ -9,12 +9,27 @@ was expected.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+#: Set on an exception the method itself raised: only those are reported as the method's.
+_RAISED_BY_METHOD = "_pytest_unlearn_raised_by_method"
+
+
+def mark_raised_by_method(error: BaseException) -> None:
+    # An exception type with __slots__ cannot be marked: it stays attributed to the suite.
+    with contextlib.suppress(AttributeError):
+        setattr(error, _RAISED_BY_METHOD, True)
+
+
+def raised_by_method(error: BaseException) -> bool:
+    """Whether ``error`` came out of the method's own code (not the suite's, not the store's)."""
+    return bool(getattr(error, _RAISED_BY_METHOD, False))
 
 
 class ContractViolation(Exception):
@@ -97,9 +112,7 @@ def returned_state(
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
-            raise ContractViolation(
-                f"{where}: {name!r} has {bad} non-finite value(s) (NaN or inf)"
-            )
+            raise ContractViolation(f"{where}: {name!r} has {bad} non-finite value(s) (NaN or inf)")
     return state
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..benchmarks import Benchmark, get_benchmark
 from ..certified import claim_of
-from ..metric import KlomSummary, klom, summarize
+from ..metric import KLOM_MAX, KlomSummary, klom, summarize
 from ..report.records import points_property
 from ..settings import Settings
 from ..store import Ensembles, StoreError, load_or_build, read_ensembles
@@ -24,9 +24,10 @@ from ..training import model_seed
 from ..training.reference_retrain import retrain_seconds
 from ..verdicts import Calibration, Decision, calibrate, decide, inconclusive_reason
 from ..verdicts.measured_sizes import conclusive_hint
+from .baseline import Baseline, Comparison, compare
 from .cases import CertifiedCase, ConformanceCase
 from .certified_checks import CertifiedResult, run_check
-from .contract_checks import ContractViolation
+from .contract_checks import ContractViolation, raised_by_method
 from .method_runner import MethodRun, run_method
 from .shared_runs import MemberFailedElsewhere
 
@@ -35,6 +36,11 @@ Log = Callable[[str], None]
 
 class MethodFailedEarlier(Exception):
     """The method raised on this forget set in an earlier test; that test shows its traceback."""
+
+
+class EvaluationError(Exception):
+    """Evaluating a forget set failed for a reason that is not the method's: the store, the
+    data, the device. Reported as such in one line, never as "the method raised"."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,13 @@ class CaseResult:
     device: str
     #: The benchmark's fingerprint (which measured conclusive sizes apply).
     fingerprint: str = ""
+    #: Every call returned its input's parameters bit for bit.
+    returned_input_unchanged: bool = False
+    #: The digest of the store's manifest the figures come from.
+    store_id: str | None = None
+    #: Against ``--unlearn-baseline``: the comparison, or why none is possible.
+    comparison: Comparison | None = None
+    baseline_mismatch: str | None = None
     #: Per-point KLoM (method / pretrained / oracle half B vs half A); only with --unlearn-plots.
     points: dict[str, list[float]] | None = None
 
@@ -62,21 +75,39 @@ class CaseResult:
         return decide(self.klom.p95, self.calibration)
 
     @property
+    def regressed(self) -> bool:
+        return self.comparison is not None and self.comparison.regressed
+
+    @property
     def passed(self) -> bool:
-        """No evidence against the method (a PASS, or an INCONCLUSIVE that is skipped)."""
+        """No evidence against the method (a PASS, or an INCONCLUSIVE that is skipped). Under a
+        baseline: no regression beyond noise (and no sign of the answer key)."""
+        if self.baseline_mismatch is not None:
+            return False
+        if self.decision.reason == "below":  # evidence of a cheat, baseline or not
+            return False
+        if self.comparison is not None:
+            return not self.comparison.regressed
         return self.decision.verdict != "FAIL"
 
     @property
     def inconclusive(self) -> str | None:
         """Why a pass here would prove nothing (the test is skipped with it), or None."""
+        if self.comparison is not None:
+            limit = self.comparison.baseline_p95 + self.comparison.band
+            if limit < KLOM_MAX:
+                return None  # the regression check could have failed
+            return (
+                f"inconclusive: the baseline's P95 {self.comparison.baseline_p95:.3f} plus the "
+                f"noise band {self.comparison.band:.3f} reaches the largest value KLoM can take: "
+                "no regression could show"
+            )
         decision = self.decision
         if decision.verdict != "INCONCLUSIVE":
             return None
         case = self.case
         hint = conclusive_hint(case.benchmark, self.fingerprint, case.id, self.n_models)
-        return (
-            f"inconclusive: {inconclusive_reason(self.calibration, decision.reason)}; {hint}"
-        )
+        return f"inconclusive: {inconclusive_reason(self.calibration, decision.reason)}; {hint}"
 
     def properties(self) -> dict[str, Any]:
         """The figures as ``unlearn_*`` user properties (terminal table, JUnit)."""
@@ -103,19 +134,37 @@ class CaseResult:
             "separable": cal.separable,
             "conclusive": cal.conclusive,
             "alpha": cal.alpha,
+            "score": cal.score(self.klom.p95),
+            "score_band": cal.score_band,
             "verdict": decision.verdict,
             "verdict_reason": decision.reason,
+            "returned_input_unchanged": self.returned_input_unchanged,
+            "fingerprint": self.fingerprint,
+            "store_id": self.store_id,
             "method_seconds_per_model": self.method_seconds,
             "retrain_seconds_per_model": self.retrain_seconds,
             "slower_than_retraining": self.slower_than_retraining,
             "device": self.device,
             "sequential": self.case.sequential,
         }
+        if self.comparison is not None:
+            figures.update(
+                baseline_p95=self.comparison.baseline_p95,
+                baseline_score=self.comparison.baseline_score,
+                regression=self.comparison.regressed,
+            )
         if self.points is not None:
             figures["points"] = self.points
         return to_properties(figures)
 
     def explanation(self) -> str:
+        if self.baseline_mismatch is not None:
+            return self.baseline_mismatch
+        if self.regressed and self.decision.reason != "below":
+            assert self.comparison is not None
+            return self.comparison.message(
+                self.case.id, self.klom.p95, self.calibration.score(self.klom.p95)
+            )
         cal = self.calibration
         case = self.case
         where = (
@@ -155,8 +204,12 @@ class Evaluator:
         method: Callable,
         log: Log | None = None,
         shared_runs: Path | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
         self.settings = settings
+        #: ``--unlearn-baseline``'s records: tests gate on regressions against them.
+        self.baseline = baseline
+        self._store_ids: dict[str, str | None] = {}
         self.method = method
         self._log = log or (lambda message: None)
         #: A directory every xdist worker of the run sees: workers split a forget set's
@@ -178,6 +231,10 @@ class Evaluator:
                 self._ensembles[benchmark] = self._load_ensembles(get_benchmark(benchmark))
             except StoreError as error:
                 self._ensembles[benchmark] = error
+            except Exception as error:  # a malformed store or data: never the method's fault
+                self._ensembles[benchmark] = StoreError(
+                    f"loading the ensembles of {benchmark} failed: {type(error).__name__}: {error}"
+                )
         loaded = self._ensembles[benchmark]
         if isinstance(loaded, StoreError):
             pytest.fail(f"pytest-unlearn store error: {loaded}", pytrace=False)
@@ -196,18 +253,24 @@ class Evaluator:
                 bind_store = getattr(bench, "bind_store", None)
                 if bind_store is not None:  # imported benchmarks take their forget sets from it
                     bind_store(local)
+                self._store_ids[bench.name] = _manifest_digest(local)
                 return read_ensembles(bench, local, settings.models)
-        return load_or_build(
+        ensembles = load_or_build(
             bench, settings.models, settings.cache_dir, device=settings.device, log=self._log
         )
+        self._store_ids[bench.name] = _manifest_digest(
+            settings.cache_dir / bench.name / bench.fingerprint()
+        )
+        return ensembles
 
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)
         if key not in self._runs:
+            ensembles = self.ensembles(benchmark)  # a store error fails here, as the store's
             try:
                 self._runs[key] = run_method(
                     self.method,
-                    self.ensembles(benchmark),
+                    ensembles,
                     forget_set,
                     self.settings.device,
                     timeout=self.settings.timeout,
@@ -215,11 +278,21 @@ class Evaluator:
                     log=self._log,
                     keep_outputs=self.claim is not None,
                     shared=self.shared_runs,
+                    params=dict(self.settings.params),
                 )
             except Exception as error:
-                self._runs[key] = error
-                raise
+                if raised_by_method(error) or isinstance(error, ContractViolation):
+                    self._runs[key] = error
+                    raise
+                # Not the method's doing (the data, the device, the suite itself): one line
+                # that says so, for this test and every later one of the forget set.
+                self._runs[key] = EvaluationError(
+                    f"pytest-unlearn could not evaluate {benchmark}/{forget_set} (not the "
+                    f"method's fault): {type(error).__name__}: {error}"
+                )
         run = self._runs[key]
+        if isinstance(run, EvaluationError):
+            raise EvaluationError(str(run))
         if isinstance(run, ContractViolation | MemberFailedElsewhere):
             raise type(run)(str(run))  # every test of the forget set names the problem
         if isinstance(run, BaseException):
@@ -279,6 +352,7 @@ class Evaluator:
         halves = ensembles.oracles[case.forget_set, case.request]
         oracle = halves.half_a[:, columns]
         values = klom(run.margins[case.request][:, columns], oracle)
+        values_np = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
         points = None
         if self.settings.plots is not None:  # ~23 bytes per point in every JUnit testcase
             points = points_property(
@@ -286,17 +360,29 @@ class Evaluator:
                 do_nothing=klom(ensembles.pretrained_margins[:, columns], oracle),
                 floor=klom(halves.half_b[:, columns], oracle),
             )
+        calibration = self.calibration(case)
+        store_id = self._store_ids.get(case.benchmark)
+        comparison, mismatch = None, None
+        if self.baseline is not None:
+            mismatch = self.baseline.store_mismatch(case.benchmark, store_id)
+            record = self.baseline.record(case.id)
+            if record is not None and mismatch is None:
+                comparison = compare(
+                    float(np.percentile(values_np, 95)), calibration.margin, record
+                )
         return CaseResult(
             case=case,
             n_models=ensembles.n_models,
-            klom=summarize(
-                values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-            ),
-            calibration=self.calibration(case),
+            klom=summarize(values_np),
+            calibration=calibration,
             method_seconds=run.seconds_per_call,
             retrain_seconds=self.retrain_seconds(case.benchmark),
             device=str(self.settings.device),
             fingerprint=self.fingerprint(case.benchmark),
+            returned_input_unchanged=run.returned_input_unchanged,
+            store_id=store_id,
+            comparison=comparison,
+            baseline_mismatch=mismatch,
             points=points,
         )
 
@@ -307,6 +393,16 @@ class Evaluator:
         run = self.method_run(case.benchmark, case.forget_set)
         ensembles = self.ensembles(case.benchmark)
         return run_check(case, self.claim, run, ensembles)
+
+
+def _manifest_digest(store: Path) -> str | None:
+    """A short digest of a store's manifest: which store the figures came from."""
+    import hashlib
+
+    try:
+        return hashlib.sha256((store / "manifest.json").read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
 
 
 EVALUATOR_KEY = pytest.StashKey[Evaluator]()

@@ -6,10 +6,12 @@ receiving its own previous output; the margins are recorded after every request.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,7 +20,7 @@ from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
 from .call_guard import guarded_call
-from .contract_checks import StateSpec, evaluated_model, returned_state
+from .contract_checks import StateSpec, evaluated_model, mark_raised_by_method, returned_state
 from .shared_runs import MemberRun, RunBoard, run_key
 
 Log = Callable[[str], None]
@@ -37,6 +39,14 @@ class MethodRun:
     seconds_per_call: float
     #: The ``--unlearn-seed`` salt of the calls' seeds (:func:`call_seed`).
     seed: int = 0
+    #: How many calls returned their input's parameters bit for bit, of how many.
+    unchanged_calls: int = 0
+    calls: int = 0
+
+    @property
+    def returned_input_unchanged(self) -> bool:
+        """Every call handed back the parameters it received: the method did nothing."""
+        return self.calls > 0 and self.unchanged_calls == self.calls
     #: Only with ``keep_outputs``: per model, per request, the returned state dict (CPU) and
     #: the certificate the call filled in.
     outputs: list[list[dict[str, torch.Tensor]]] | None = None
@@ -141,6 +151,7 @@ def run_member(
     timeout: float | None = None,
     seed: int = 0,
     keep_outputs: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> MemberRun:
     """Call ``method`` on member ``index`` for every request of the forget set, in order.
 
@@ -158,6 +169,7 @@ def run_member(
     spec = StateSpec.of(model)
     margins: list[torch.Tensor] = []
     certificates: list[dict] = []
+    unchanged: list[bool] = []
     states: list[dict[str, torch.Tensor]] = []
     seconds = 0.0
     for k in sorted(splits):
@@ -172,19 +184,26 @@ def run_member(
             forget_set=forget_set,
             num_classes=data.num_classes,
             history=tuple(dict(c) for c in certificates),
+            params=copy.deepcopy(params or {}),
         )
         where = f"{benchmark.name}/{forget_set} model {index}" + (
             f" request {k}" if sequential else ""
         )
+        received = {name: t.detach().clone() for name, t in model.state_dict().items()}
         call_started = time.perf_counter()
         try:
             with torch.random.fork_rng(devices=rng_devices), guarded_call(timeout, where):
                 torch.manual_seed(context.seed)
-                returned = method(model, forget, retain, context)
+                try:
+                    returned = method(model, forget, retain, context)
+                except Exception as error:
+                    mark_raised_by_method(error)
+                    raise
         finally:
             run_inputs.restore()
         seconds += time.perf_counter() - call_started
         state = returned_state(returned, spec, device, where)
+        unchanged.append(all(torch.equal(state[name], t) for name, t in received.items()))
         # The parameters are the model: what is measured, kept and handed to the next request
         # is a fresh instance holding the returned state, never the returned object itself.
         model = evaluated_model(state, benchmark.build_model, device)
@@ -198,6 +217,7 @@ def run_member(
         seconds=seconds,
         certificates=certificates,
         states=states if keep_outputs else None,
+        unchanged=unchanged,
     )
 
 
@@ -212,6 +232,7 @@ def run_method(
     log: Log | None = None,
     keep_outputs: bool = False,
     shared: Path | None = None,
+    params: dict[str, Any] | None = None,
 ) -> MethodRun:
     """Call ``method`` on every ensemble member (and request) and return the margins.
 
@@ -235,7 +256,7 @@ def run_method(
         nonlocal done
         result = run_member(
             method, ensembles, forget_set, index, run_inputs, device,
-            timeout=timeout, seed=seed, keep_outputs=keep_outputs,
+            timeout=timeout, seed=seed, keep_outputs=keep_outputs, params=params,
         )  # fmt: skip
         done += 1
         if log is not None and done % max(1, n_models // 4) == 0:
@@ -254,6 +275,8 @@ def run_method(
         margins={k: torch.stack([m.margins[k - 1] for m in members]) for k in requests},
         seconds_per_call=sum(m.seconds for m in members) / calls,
         seed=seed,
+        unchanged_calls=sum(sum(m.unchanged) for m in members),
+        calls=calls,
         outputs=[m.states for m in members] if keep_outputs else None,  # type: ignore[misc]
         certificates=[m.certificates for m in members] if keep_outputs else None,
     )

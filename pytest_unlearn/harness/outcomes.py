@@ -20,7 +20,7 @@ import pytest
 
 from .certified_checks import CheckUnavailable
 from .contract_checks import ContractViolation
-from .evaluator import MethodFailedEarlier
+from .evaluator import EvaluationError, MethodFailedEarlier
 from .shared_runs import MemberFailedElsewhere
 
 
@@ -51,6 +51,8 @@ def one_line_failures() -> Iterator[None]:
     except (MethodFailedEarlier, MemberFailedElsewhere) as earlier:
         # Another test (earlier here, or on another xdist worker) shows the traceback.
         failure = str(earlier)
+    except EvaluationError as error:
+        failure = str(error)
     except CheckUnavailable as reason:
         skip = str(reason)
     # The with statement's __exit__ runs while the original exception is being handled, so

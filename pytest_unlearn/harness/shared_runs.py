@@ -32,7 +32,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,7 +40,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..atomic_files import replace_atomically, write_atomically
-from .contract_checks import ContractViolation
+from .contract_checks import ContractViolation, raised_by_method
 
 #: Seconds between looks at a member another worker is running; short, since members take
 #: well under a second on the small benchmarks, and a look is one ``stat``.
@@ -55,6 +55,8 @@ class MemberRun:
     seconds: float  # the method's own time, all requests together
     certificates: list[dict]  # per request, what the call filled into context.certificate
     states: list[dict[str, torch.Tensor]] | None = None  # per request, only with keep_outputs
+    #: Per request: whether the call returned its input's parameters bit for bit.
+    unchanged: list[bool] = field(default_factory=list)
 
 
 class MemberFailedElsewhere(Exception):
@@ -134,6 +136,7 @@ class RunBoard:
             "certificates": json.dumps(plain, default=_plain),
             "requests": str(len(member.margins)),
             "states": "1" if member.states is not None else "0",
+            "unchanged": json.dumps(member.unchanged),
         }
         replace_atomically(
             self._path(index, "safetensors"),
@@ -144,6 +147,7 @@ class RunBoard:
         """Record that the method failed on member ``index`` so nobody waits for it."""
         payload = {
             "contract": isinstance(error, ContractViolation),
+            "by_method": raised_by_method(error),
             "type": type(error).__name__,
             "message": str(error),
             "worker": os.environ.get("PYTEST_XDIST_WORKER") or f"pid {os.getpid()}",
@@ -168,6 +172,12 @@ class RunBoard:
             return
         if failure["contract"]:
             raise ContractViolation(failure["message"])
+        if not failure.get("by_method", True):
+            raise MemberFailedElsewhere(
+                f"pytest-unlearn could not evaluate model {failure['model']} of this forget set "
+                f"in xdist worker {failure['worker']} (not the method's fault): "
+                f"{failure['type']}: {failure['message']}"
+            )
         raise MemberFailedElsewhere(
             f"the method raised {failure['type']}: {failure['message']} on model "
             f"{failure['model']} of this forget set, in xdist worker {failure['worker']} (its "
@@ -238,4 +248,5 @@ class RunBoard:
             seconds=float(metadata["seconds"]),
             certificates=certificates,
             states=states,
+            unchanged=json.loads(metadata.get("unchanged", "[]")),
         )

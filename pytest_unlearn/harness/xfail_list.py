@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+#: Far more than any real list (an id and a reason per line): a larger file is a mistake.
+MAX_BYTES = 1 << 20
+
 
 def read_xfail_file(path: Path, known_ids: Iterable[str], source: str) -> dict[str, str]:
     """Parse ``path`` into ``{test id: reason}``; a usage error for unknown ids or bad lines.
@@ -27,10 +30,7 @@ def read_xfail_file(path: Path, known_ids: Iterable[str], source: str) -> dict[s
     ... # doctest: +SKIP
     {'digits-mlp-knn36-forget': 'forgets too little'}
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise pytest.UsageError(f"{source}: cannot read {path}: {error.strerror}") from None
+    text = _read_text(Path(path), source)
     known = set(known_ids)
     expected: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -51,3 +51,28 @@ def read_xfail_file(path: Path, known_ids: Iterable[str], source: str) -> dict[s
             f"benchmarks: {', '.join(unknown)}"
         )
     return expected
+
+
+def _read_text(path: Path, source: str) -> str:
+    """The file's text: a regular file of at most :data:`MAX_BYTES`, UTF-8; else a usage error
+    (``/dev/zero`` or a FIFO would never end, a binary file is a mistake)."""
+    try:
+        if not path.is_file():
+            kind = "does not exist" if not path.exists() else "is not a regular file"
+            raise pytest.UsageError(f"{source}: {path} {kind}")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise pytest.UsageError(f"{source}: cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise pytest.UsageError(
+            f"{source}: {path} is larger than {MAX_BYTES // 1024} KiB; an xfail file lists test "
+            "ids, one per line"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise pytest.UsageError(
+            f"{source}: {path} is not UTF-8 text (byte {error.start}): an xfail file lists "
+            "test ids, one per line"
+        ) from None

@@ -55,8 +55,16 @@ RECORD_FIELDS = (
     "alpha",
     "separable",
     "conclusive",
+    "score",
+    "score_band",
     "verdict",
     "verdict_reason",
+    "returned_input_unchanged",
+    "baseline_p95",
+    "baseline_score",
+    "regression",
+    "fingerprint",
+    "store_id",
     "method_seconds_per_model",
     "retrain_seconds_per_model",
     "device",
@@ -141,12 +149,19 @@ def certified_record_to_json(record: CaseRecord) -> dict[str, Any]:
 
 def build_report(
     records: Iterable[CaseRecord],
-    exit_status: int,
+    exit_status: int | None,
     *,
     method: str | None = None,
     certified: Iterable[CaseRecord] = (),
+    complete: bool = True,
+    expected_records: int | None = None,
+    run: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict.
+
+    ``complete`` is False only in the placeholder written when the session starts: a run
+    that dies before it ends (a killed process, an ``os._exit``) leaves that placeholder, so
+    a CI gate that reads the report never mistakes it for a green run.
 
     >>> build_report([], 0)["schema"]
     'pytest-unlearn-report/1'
@@ -158,13 +173,24 @@ def build_report(
         "schema": SCHEMA,
         "pytest_unlearn_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "exit_status": int(exit_status),
+        "exit_status": None if exit_status is None else int(exit_status),
+        # Added within schema 1: whether the session reached its end, and how many conformance
+        # and certified tests it collected (null where unknown).
+        "complete": complete,
+        "expected_records": expected_records,
         "settings": {
             "method": method,
             # From the records, i.e. what the tests actually used, not what was asked for.
             "n_models": _single(entry["n_models"] for entry in entries),
             "devices": sorted({str(e["device"]) for e in entries if e["device"] is not None}),
             "benchmarks": sorted({e["benchmark"] for e in entries if e["benchmark"] is not None}),
+            # Added within schema 1: what a baseline comparison checks (docs/ci.md).
+            "fingerprints": {
+                e["benchmark"]: e["fingerprint"]
+                for e in entries
+                if e["benchmark"] is not None and e["fingerprint"] is not None
+            },
+            **(run or {}),
         },
         "records": entries,
         # Added within schema 1 (readers ignore unknown keys): the certified-claim checks of
@@ -212,6 +238,37 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def _is_recorded_test(nodeid: str) -> bool:
+    """Whether a collected test gets a record: a conformance or certified test."""
+    return "::test_klom[" in nodeid or "::test_certified[" in nodeid
+
+
+def check_report(path: str | os.PathLike[str]) -> list[str]:
+    """What makes a report unfit to gate on (empty when it is fit): absent, unreadable, from a
+    run that did not end, with fewer records than tests collected, or a failing exit status.
+
+    >>> check_report("no-such-report.json")
+    ['no-such-report.json: no report: the run did not start, or wrote it elsewhere']
+    """
+    if not Path(path).is_file():
+        return [f"{path}: no report: the run did not start, or wrote it elsewhere"]
+    try:
+        report = load_report(path)
+    except (ReportSchemaError, OSError, UnicodeDecodeError) as error:
+        return [str(error)]
+    problems = []
+    if report.get("complete") is False:
+        return [f"{path}: the run that wrote it ended before pytest's session did (killed, or "
+                "an os._exit): its verdicts are incomplete"]  # fmt: skip
+    expected = report.get("expected_records")
+    got = len(report["records"]) + len(report.get("certified_records", []))
+    if isinstance(expected, int) and got < expected:
+        problems.append(f"{path}: {got} records for {expected} tests collected")
+    if report["exit_status"] != 0:
+        problems.append(f"{path}: the run exited with status {report['exit_status']}")
+    return problems
+
+
 def _method_spec(config: pytest.Config) -> str | None:
     """The configured ``MODULE:FUNCTION``, or None (a hook-provided method has no spec)."""
     try:
@@ -229,12 +286,15 @@ class JsonReport:
     ... # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], run: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        #: What the run was asked for that records do not show (profile, params, seed).
+        self.run = dict(run or {})
         self.collector = RecordCollector()
         self.certified = RecordCollector(CERTIFIED_CASE_PROPERTY)
         self._written: Path | None = None
         self._error: str | None = None
+        self._expected: int | None = None
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -242,20 +302,42 @@ class JsonReport:
         self.certified.add(report)
 
     @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Replace any earlier report with an incomplete placeholder at once: if this run never
+        reaches its end, no report of an earlier run can be read as this one's."""
+        self._write(session.config, self._report(session.config, None, complete=False))
+
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._expected = sum(1 for item in session.items if _is_recorded_test(item.nodeid))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # Under xdist the controller does not collect; every worker reports the same ids.
+        self._expected = sum(1 for nodeid in ids if _is_recorded_test(nodeid))
+
+    @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        config = session.config
+        self._write(session.config, self._report(session.config, int(exitstatus), complete=True))
+
+    def _report(self, config: pytest.Config, exit_status: int | None, *, complete: bool) -> dict:
+        return build_report(
+            self.collector.records(),
+            exit_status,
+            method=_method_spec(config),
+            certified=self.certified.records(),
+            complete=complete,
+            expected_records=self._expected,
+            run=self.run,
+        )
+
+    def _write(self, config: pytest.Config, report: dict[str, Any]) -> None:
         if hasattr(config, "workerinput"):
             # An xdist worker sees only its own tests; the controller writes the whole report.
             return
         path = self.path.expanduser()
         if not path.is_absolute():
             path = config.invocation_params.dir / path
-        report = build_report(
-            self.collector.records(),
-            int(exitstatus),
-            method=_method_spec(config),
-            certified=self.certified.records(),
-        )
         try:
             write_atomically(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
         except OSError as error:
@@ -263,6 +345,7 @@ class JsonReport:
             # outcomes (and the exit status) stand as they are.
             self._error = f"pytest-unlearn: could not write the JSON report {path}: {error}"
             return
+        self._error = None
         self._written = path
 
     @pytest.hookimpl

@@ -9,7 +9,7 @@ import pytest
 
 from .records import VERDICT_QUALIFIERS, case_id, from_properties
 
-_COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "verdict")
+_COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "score", "verdict")
 
 
 
@@ -25,15 +25,19 @@ class TableRow:
             return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
         verdict = self.figures.get("verdict") or self.outcome.upper()
-        qualifier = VERDICT_QUALIFIERS.get(self.figures.get("verdict_reason"))
-        if qualifier:
-            verdict += f" ({qualifier})"
+        qualifiers = [VERDICT_QUALIFIERS.get(self.figures.get("verdict_reason"))]
+        if self.figures.get("returned_input_unchanged") is True:
+            qualifiers.append("returned its input unchanged")
+        if any(qualifiers):
+            verdict += f" ({'; '.join(q for q in qualifiers if q)})"
+        score = self.figures.get("score")
         return (
             self.test_id,
             number("p95"),
             number("threshold"),
             number("floor"),
             number("do_nothing"),
+            f"{score:.0f}%" if isinstance(score, int | float) else "-",
             verdict,
         )
 
@@ -82,6 +86,7 @@ class TerminalTable:
         terminalreporter.write_line(
             "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
             "floor = same for a second oracle ensemble; fail above the threshold (or far below "
-            "the floor), each at a false-fail level of 0.001 for exact retraining; "
+            "the floor), each at a false-fail level of 0.001 for exact retraining; score = share "
+            "of the do-nothing-to-retraining gap closed (100% = retraining, 0% = do-nothing); "
             "INCONCLUSIVE = skipped, a pass there would prove nothing (docs/verdicts.md)."
         )

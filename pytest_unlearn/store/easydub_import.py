@@ -21,7 +21,9 @@ per model over every point (train images, then test images), which is our store'
 
 Of the oracles, ids ``0..N-1`` become half A and ``N..2N-1`` half B, with
 ``N = min(models, pretrained available, oracles available // 2)``; pretrained ids
-``0..N-1`` are kept. Checkpoints are read only with ``torch.load(weights_only=True)``.
+``0..N-1`` are kept. Checkpoints are read only with ``torch.load(weights_only=True)``, and
+only on torch >= 2.6: before 2.6 that loader could still be made to run code
+(CVE-2025-32434), so the importer refuses to run on an older torch.
 
 >>> import_easydub(Path("EasyDUB-dataset"), Path("stores/easydub"), models=100)  # doctest: +SKIP
 PosixPath('stores/easydub')
@@ -29,7 +31,6 @@ PosixPath('stores/easydub')
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
@@ -38,13 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, forget_set_name
 from ..benchmarks.spec import ForgetSet, ForgetSetKind
-from .builder import Log, stderr_log
+from .builder import Log, remove_stale_staging, save_tensors, staging_name, stderr_log
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
-from .manifest import MANIFEST_NAME, StoreError, seal_store
+from .manifest import OutputRefused, StoreError, check_output_directory, seal_store
 
 #: EasyDUB names every released file after the last epoch (24 epochs, counted from 0).
 EPOCH_SUFFIX = "epoch_23"
@@ -53,8 +53,37 @@ _KINDS: tuple[ForgetSetKind, ...] = ("random", "subpopulation")
 _WRAPPER_PREFIXES = ("model.", "module.")
 
 
+#: The first torch whose ``torch.load(weights_only=True)`` is a real boundary: 2.6.0 fixed
+#: CVE-2025-32434 (code execution through a checkpoint loaded with ``weights_only=True``).
+SAFE_TORCH = (2, 6)
+
+
 class EasyDUBImportError(StoreError):
     """The EasyDUB tree is missing a file or holds one that is not what the release ships."""
+
+
+class EasyDUBOutputRefused(EasyDUBImportError, OutputRefused):
+    """``--out`` holds something that is not a store; it is left alone."""
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Refuse (:class:`EasyDUBImportError`) a torch older than :data:`SAFE_TORCH`, whose
+    ``weights_only=True`` loader does not keep a malicious checkpoint from running code.
+
+    >>> check_torch_version("2.5.1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pytest_unlearn.store.easydub_import.EasyDUBImportError: torch 2.5.1 is too old to read ...
+    """
+    version = str(torch.__version__) if version is None else version
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or (int(match.group(1)), int(match.group(2))) < SAFE_TORCH:
+        floor = ".".join(map(str, SAFE_TORCH))
+        raise EasyDUBImportError(
+            f"torch {version} is too old to read EasyDUB's checkpoints safely: "
+            f"torch.load(weights_only=True) is only a safe boundary from torch {floor} "
+            f"(CVE-2025-32434); upgrade with: pip install 'torch>={floor}'"
+        )
 
 
 class _Tree:
@@ -138,13 +167,34 @@ def _load_forget_indices(path: Path, n_train: int) -> np.ndarray:
     return indices
 
 
+# Sentences of torch's refusal that tell the reader how to load the file anyway.
+_UNSAFE_ADVICE = re.compile(
+    r"weights_only`? (?:set to|=) ?`?False|weights_only=False|trust|safe_globals|allowlist"
+    r"|Re-running|two options|do those steps",
+    re.IGNORECASE,
+)
+
+
 def _torch_reason(error: Exception) -> str:
-    """The one informative line of a torch.load error (its text is long, multi-line, and
-    suggests retrying with ``weights_only=False``, which is exactly what we must never do)."""
+    """The one informative line of a torch.load error, naming the refused global.
+
+    torch's text is long, multi-line, and says how to load the file anyway (with
+    ``weights_only=False``, or by allowlisting the global): exactly what must never be done
+    with a file nobody vouches for, so none of that is kept.
+    """
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n\n|$)", text, re.DOTALL)
-    lines = [match.group(1)] if match else text.strip().splitlines()[:1]
-    reason = " ".join(" ".join(lines).split())[:200]
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    if refused:
+        return f"{type(error).__name__}: refused global {refused.group(1)}"
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n|$)", text, re.DOTALL)
+    if match:
+        reason = match.group(1)
+    else:
+        sentences = re.split(r"(?<=[.:])\s+|\n+", text)
+        reason = " ".join(s for s in sentences if s.strip() and not _UNSAFE_ADVICE.search(s))
+    reason = " ".join(reason.split())[:200]
+    if _UNSAFE_ADVICE.search(reason):
+        reason = ""
     return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
 
 
@@ -241,23 +291,22 @@ def _resolve_forget_sets(
     return resolved
 
 
-def _prepare_out(out: Path) -> Path:
-    """The staging directory next to ``out``; refuses to replace something that is no store."""
-    is_store = (out / MANIFEST_NAME).is_file()
-    # An empty directory or a previous store may be replaced; anything else may be the user's.
-    if out.exists() and not is_store and (not out.is_dir() or any(out.iterdir())):
-        raise EasyDUBImportError(
-            f"{out}: exists and is not a store (no {MANIFEST_NAME}); refusing to replace it"
-        )
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that exists and is no store (nor empty): it may be the user's."""
+    try:
+        check_output_directory(out)
+    except OutputRefused as error:
+        raise EasyDUBOutputRefused(str(error)) from None
+
+
+def _prepare_out(out: Path, log: Log) -> Path:
+    """The (new, empty) staging directory next to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    remove_stale_staging(out, log)
+    staging = staging_name(out, "importing", hidden=True)
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     return staging
-
-
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
 
 
 def import_easydub(
@@ -284,8 +333,10 @@ def import_easydub(
     """
     if models < 2:
         raise ValueError(f"an ensemble needs at least 2 models, got {models}")
+    check_torch_version()
     bench = benchmark if benchmark is not None else CIFAR10ResNet9()
     tree, out = _Tree(Path(source)), Path(out)
+    _check_out(out)
     if not tree.root.is_dir():
         raise EasyDUBImportError(f"{tree.root}: not a directory; expected EasyDUB's dataset root")
     n_train, n_val = bench.n_train, bench.n_validation
@@ -302,7 +353,10 @@ def import_easydub(
         f"for forget sets {', '.join(map(str, chosen))}"
     )
 
-    staging = _prepare_out(out)
+    try:
+        staging = _prepare_out(out, log)
+    except OSError as error:
+        raise EasyDUBImportError(f"cannot write store {out}: {error.strerror or error}") from None
     try:
         _import_pretrained(tree, bench, n, staging)
         for z, indices in forget.items():
@@ -317,6 +371,13 @@ def import_easydub(
             recipe=asdict(bench.recipe),
             forget_sets={forget_set_name(z): kind for z, kind in chosen.items()},
         )
+    except OutputRefused as error:  # something not a store appeared at ``out`` meanwhile
+        raise EasyDUBOutputRefused(str(error)) from None
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise EasyDUBImportError(
+            f"cannot write store {out}: {error.strerror or error}{where}"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"pytest-unlearn: EasyDUB store written to {out}")
@@ -341,8 +402,8 @@ def _import_pretrained(tree: _Tree, bench: CIFAR10ResNet9, n: int, staging: Path
         rows[i, bench.n_train :] = _load_margins(
             tree.pretrain_margins("val", i), bench.n_validation, "one per test image"
         )
-    _save(stacked, staging / PRETRAINED_WEIGHTS)
-    _save({"margins": torch.from_numpy(rows)}, staging / PRETRAINED_MARGINS)
+    save_tensors(stacked, staging / PRETRAINED_WEIGHTS)
+    save_tensors({"margins": torch.from_numpy(rows)}, staging / PRETRAINED_MARGINS)
 
 
 def _import_forget_set(
@@ -367,7 +428,7 @@ def _import_forget_set(
     # affect where files go, so any label will do for the layout functions.
     forget_set = ForgetSet(forget_set_name(z), "random", tuple(forget.tolist()))
     halves = {"half_a": torch.from_numpy(rows[:n]), "half_b": torch.from_numpy(rows[n:])}
-    _save(halves, staging / oracle_file(forget_set, 1))
+    save_tensors(halves, staging / oracle_file(forget_set, 1))
     # Two tensors, not one shared: safetensors refuses to save aliased storage.
     indices = {"indices": torch.from_numpy(forget), "request_1": torch.from_numpy(forget.copy())}
-    _save(indices, staging / forget_set_file(forget_set))
+    save_tensors(indices, staging / forget_set_file(forget_set))

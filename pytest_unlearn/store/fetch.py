@@ -30,7 +30,14 @@ Locking, for xdist workers and separate processes sharing one cache:
 - ``locks/view-<sha256>.lock`` is held around assembling one view.
 - ``locks/local-<key>.lock`` is held while verifying a local directory, so it is hashed once.
 
-Locks are always taken in the order source, blob, view (one blob at a time): no deadlock.
+Locks are always taken in the order source, blob, view (one blob at a time): no deadlock. The
+holder of a lock writes ``<lock>.holder`` (pid, host, what); a waiter names it and gives up
+after ``lock_timeout`` seconds (:mod:`.locks`).
+
+A download never hangs silently: the ``fetching`` line comes before the first request,
+progress lines show the bytes received, a transfer that delivers fewer than
+:data:`STALL_MIN_BYTES` in ``stall_seconds`` is abandoned (and retried), and a file not
+complete ``deadline_seconds`` after its first request is given up on.
 
 A remote view, once complete, is reused without contacting the server again: point ``source``
 at an immutable URL (for Hugging Face, a ``resolve/<commit>`` URL, not ``resolve/main``).
@@ -56,15 +63,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from filelock import FileLock, Timeout
-
 from ..atomic_files import write_atomically
+from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
 from .manifest import (
     MANIFEST_NAME,
     FileEntry,
     Manifest,
     StoreError,
     check_file,
+    load_json,
     read_manifest,
     sha256_file,
 )
@@ -90,6 +97,14 @@ _RETRY_STATUSES = frozenset({408, 429})
 # A hash mismatch is retried once: a proxy or cache may have served a bad copy once.
 _MISMATCH_ATTEMPTS = 2
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+#: A transfer that receives fewer bytes than this in ``stall_seconds`` has stalled.
+STALL_MIN_BYTES = 1024
+#: Default ``stall_seconds``: a minute with (almost) nothing received.
+DEFAULT_STALL_SECONDS = 60.0
+#: Default ``deadline_seconds``: one file, all its attempts, within an hour.
+DEFAULT_DEADLINE_SECONDS = 3600.0
+# Progress lines while a file downloads: at most this often.
+_PROGRESS_SECONDS = 10.0
 
 
 class DownloadError(StoreError):
@@ -104,11 +119,23 @@ class OfflineError(StoreError):
     """Offline mode is on and the store is not in the cache."""
 
 
+class StalledError(DownloadError):
+    """A download stopped making progress, or did not finish before its deadline."""
+
+
 @dataclass(frozen=True)
 class _Policy:
     retries: int
     backoff: float
     timeout: float
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    deadline_seconds: float | None = DEFAULT_DEADLINE_SECONDS
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+
+    @property
+    def socket_timeout(self) -> float:
+        """Per socket operation: a silence of ``stall_seconds`` is a stall too."""
+        return min(self.timeout, self.stall_seconds)
 
 
 def materialize(
@@ -120,16 +147,24 @@ def materialize(
     retries: int = 3,
     backoff: float = 0.2,
     timeout: float = 30.0,
+    stall_seconds: float = DEFAULT_STALL_SECONDS,
+    deadline_seconds: float | None = DEFAULT_DEADLINE_SECONDS,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
 ) -> Path:
     """A local directory holding the complete, verified store ``source``.
 
     ``source`` is a directory path, a ``file://`` URL (returned in place once verified) or an
     ``http(s)://`` base URL (downloaded into ``cache_dir``, once). ``retries`` is the number of
-    attempts for a transient failure (5xx, connection error, timeout, truncated body), waiting
-    ``backoff``, ``2 * backoff``, ... between them; ``timeout`` is per socket operation. A
-    sha256 mismatch is retried once; a 404 is not retried. ``offline=True`` never touches the
-    network and raises :class:`OfflineError` unless the store is already cached. Every failure
-    is a :class:`StoreError` and leaves no partial or unverified file in the cache.
+    attempts for a transient failure (5xx, connection error, timeout, truncated body, stall),
+    waiting ``backoff``, ``2 * backoff``, ... between them; ``timeout`` is per socket
+    operation. A transfer receiving fewer than :data:`STALL_MIN_BYTES` bytes in
+    ``stall_seconds`` (default 60) has stalled; a file (the manifest included) not downloaded
+    within ``deadline_seconds`` (default 3600, all attempts together; None: no deadline) is
+    given up on (:class:`StalledError`). ``lock_timeout`` (default 7200; None: forever) is how
+    long to wait for another process fetching the same store or file. A sha256 mismatch is
+    retried once; a 404 is not retried. ``offline=True`` never touches the network and raises
+    :class:`OfflineError` unless the store is already cached. Every failure is a
+    :class:`StoreError` and leaves no partial or unverified file in the cache.
 
     >>> materialize("/data/stores/digits-mlp", Path("/tmp/cache"))  # doctest: +SKIP
     PosixPath('/data/stores/digits-mlp')
@@ -138,6 +173,10 @@ def materialize(
     """
     if retries < 1:
         raise ValueError(f"retries must be at least 1 (the first attempt), got {retries}")
+    if not stall_seconds > 0:
+        raise ValueError(f"stall_seconds must be positive, got {stall_seconds}")
+    if deadline_seconds is not None and not deadline_seconds > 0:
+        raise ValueError(f"deadline_seconds must be positive or None, got {deadline_seconds}")
     say: Log = log if log is not None else _quiet
     cache = Path(cache_dir).absolute()
     match = _SCHEME.match(source)
@@ -146,12 +185,19 @@ def materialize(
         raise StoreError(
             f"unsupported store source {source!r}: use a directory, file://, http:// or https://"
         )
+    policy = _Policy(
+        retries=retries,
+        backoff=backoff,
+        timeout=timeout,
+        stall_seconds=stall_seconds,
+        deadline_seconds=deadline_seconds,
+        lock_timeout=lock_timeout,
+    )
     try:
         if scheme in ("http", "https"):
-            policy = _Policy(retries=retries, backoff=backoff, timeout=timeout)
             return _materialize_remote(source, cache, offline=offline, say=say, policy=policy)
         local = _file_url_path(source) if scheme == "file" else Path(source)
-        return _materialize_local(local, cache, say=say)
+        return _materialize_local(local, cache, say=say, policy=policy)
     except OSError as exc:
         # Network errors never get here (they become DownloadError): this is the local disk,
         # e.g. an unwritable cache directory, a full disk, an unreadable store file.
@@ -172,7 +218,7 @@ def _file_url_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parsed.path))
 
 
-def _materialize_local(root: Path, cache: Path, *, say: Log) -> Path:
+def _materialize_local(root: Path, cache: Path, *, say: Log, policy: _Policy) -> Path:
     """Verify the store at ``root`` in place, hashing only files changed since last verified."""
     root = root.expanduser().resolve()
     if not root.is_dir():
@@ -180,7 +226,7 @@ def _materialize_local(root: Path, cache: Path, *, say: Log) -> Path:
     manifest = read_manifest(root)
     key = _key(str(root))
     record_path = cache / "verified" / f"{key}.json"
-    with _lock(cache, f"local-{key}", say, what=f"verifying {root}"):
+    with _lock(cache, f"local-{key}", say, what=f"verifying {root}", policy=policy):
         known = _read_verified(record_path, root)
         verified: dict[str, dict[str, Any]] = {}
         problems = []
@@ -218,7 +264,7 @@ def _materialize_local(root: Path, cache: Path, *, say: Log) -> Path:
 
 def _read_verified(record_path: Path, root: Path) -> dict[str, dict[str, Any]]:
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record = load_json(record_path.read_bytes())
     except (OSError, ValueError):
         return {}
     if not isinstance(record, dict) or record.get("root") != str(root):
@@ -248,31 +294,36 @@ def _materialize_remote(
             f"store {base} is not cached in {cache} and offline mode is on, so it cannot be "
             "downloaded; run once online to fill the cache, or point at a local store"
         )
-    with _lock(cache, f"source-{key}", say, what=f"fetching {base}"):
+    say(f"pytest-unlearn: fetching store {base} into {cache}")
+    with _lock(cache, f"source-{key}", say, what=f"fetching {base}", policy=policy):
         view = _cached_view(cache, ref_path, base)
         if view is not None:
             return view
         manifest_url = f"{base}/{MANIFEST_NAME}"
         raw = _retrying(
-            MANIFEST_NAME, manifest_url, policy, say, lambda: _get_small(manifest_url, policy)
+            MANIFEST_NAME,
+            manifest_url,
+            policy,
+            say,
+            lambda deadline: _get_small(manifest_url, policy, deadline),
         )
         manifest = Manifest.parse(raw, source=manifest_url)
         manifest_sha = hashlib.sha256(raw).hexdigest()
         say(
-            f"pytest-unlearn: fetching store {base} ({len(manifest.files)} files, "
-            f"{_human(manifest.total_size)}) into {cache}"
+            f"pytest-unlearn: store {base}: {len(manifest.files)} files, "
+            f"{_human(manifest.total_size)}"
         )
         blobs = {
             entry.path: _ensure_blob(cache, base, entry, policy, say) for entry in manifest.files
         }
-        view = _assemble_view(cache, manifest_sha, raw, manifest, blobs, say)
+        view = _assemble_view(cache, manifest_sha, raw, manifest, blobs, say, policy)
         _write_json_atomic(ref_path, {"source": base, "manifest_sha256": manifest_sha})
         return view
 
 
 def _cached_view(cache: Path, ref_path: Path, base: str) -> Path | None:
     try:
-        ref = json.loads(ref_path.read_text(encoding="utf-8"))
+        ref = load_json(ref_path.read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(ref, dict) or ref.get("source") != base:
@@ -313,7 +364,7 @@ def _ensure_blob(cache: Path, base: str, entry: FileEntry, policy: _Policy, say:
     blob = _blob_path(cache, entry.sha256)
     if _blob_ok(blob, entry):
         return blob
-    with _lock(cache, entry.sha256, say, what=f"downloading {entry.path}"):
+    with _lock(cache, entry.sha256, say, what=f"downloading {entry.path}", policy=policy):
         # Another process may have finished it while we waited for the lock.
         if _blob_ok(blob, entry):
             return blob
@@ -326,31 +377,86 @@ def _ensure_blob(cache: Path, base: str, entry: FileEntry, policy: _Policy, say:
             _force_unlink(blob)
         url = f"{base}/{urllib.parse.quote(entry.path)}"
         say(f"pytest-unlearn: downloading {entry.path} ({_human(entry.size)})")
-        _retrying(entry.path, url, policy, say, lambda: _download_once(url, blob, entry, policy))
+        _retrying(
+            entry.path,
+            url,
+            policy,
+            say,
+            lambda deadline: _download_once(url, blob, entry, policy, deadline, say),
+        )
     return blob
 
 
-def _download_once(url: str, blob: Path, entry: FileEntry, policy: _Policy) -> None:
+class _Meter:
+    """Watches one transfer: stalls, the file's deadline, and progress lines."""
+
+    def __init__(
+        self, policy: _Policy, deadline: float | None, say: Log | None, what: str, size: int
+    ) -> None:
+        self.policy, self.deadline, self.say = policy, deadline, say
+        self.what, self.size = what, size
+        self.received = 0
+        self._window_start = self._last_report = time.monotonic()
+        self._window_bytes = 0
+
+    def check(self) -> None:
+        """Raise when the transfer stalled or ran past its deadline; log progress now and
+        then. Called after every read, so a read returns within the socket timeout."""
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise _Deadline(
+                f"not finished within deadline_seconds={self.policy.deadline_seconds:g}s "
+                f"(received {self.received} of {self.size} bytes)"
+            )
+        if now - self._window_start >= self.policy.stall_seconds:
+            # The last few bytes of a file count as enough, however few they are.
+            left = self.size - self._window_bytes if self.size else STALL_MIN_BYTES
+            if self.received - self._window_bytes < min(STALL_MIN_BYTES, max(1, left)):
+                raise _Transient(
+                    f"stalled: {self.received - self._window_bytes} bytes in the last "
+                    f"{now - self._window_start:.1f}s (stall_seconds="
+                    f"{self.policy.stall_seconds:g}: at least {STALL_MIN_BYTES} bytes expected)"
+                    f", {self.received} of {self.size} bytes received"
+                )
+            self._window_start, self._window_bytes = now, self.received
+        if self.say is not None and now - self._last_report >= _PROGRESS_SECONDS:
+            self._last_report = now
+            percent = 100 * self.received / self.size if self.size else 100.0
+            self.say(
+                f"pytest-unlearn: downloading {self.what}: {_human(self.received)} of "
+                f"{_human(self.size)} ({percent:.0f}%)"
+            )
+
+    def add(self, block: bytes) -> None:
+        self.received += len(block)
+        self.check()
+
+
+def _download_once(
+    url: str, blob: Path, entry: FileEntry, policy: _Policy, deadline: float | None, say: Log
+) -> None:
     """One attempt: stream into a part file next to ``blob``, verify, rename into place."""
     part = blob.with_name(f"{blob.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         digest = hashlib.sha256()
-        received = 0
-        with _open(url, policy) as response, open(part, "xb") as out:
+        meter = _Meter(policy, deadline, say, entry.path, entry.size)
+        with _open(url, policy, meter) as response, open(part, "xb") as out:
             announced = _content_length(response)
             while True:
                 # Never read more than one byte past the expected size: enough to notice.
-                want = min(_BLOCK, entry.size + 1 - received)
-                block = _read(response, want, received)
+                want = min(_BLOCK, entry.size + 1 - meter.received)
+                block = _read(response, want, meter, policy)
                 if not block:
                     break
-                received += len(block)
+                meter.add(block)
+                received = meter.received
                 if received > entry.size:
                     raise _Mismatch(
                         f"expected {entry.size} bytes (sha256 {entry.sha256}), the server sent more"
                     )
                 digest.update(block)
                 out.write(block)
+        received = meter.received
         if received < entry.size or (announced is not None and received < announced):
             expected = entry.size if announced is None else max(entry.size, announced)
             raise _Transient(
@@ -368,17 +474,19 @@ def _download_once(url: str, blob: Path, entry: FileEntry, policy: _Policy) -> N
             _force_unlink(part)
 
 
-def _get_small(url: str, policy: _Policy) -> bytes:
+def _get_small(url: str, policy: _Policy, deadline: float | None) -> bytes:
     """The whole body of ``url`` (at most 16 MiB), for the manifest."""
-    with _open(url, policy) as response:
+    meter = _Meter(policy, deadline, None, MANIFEST_NAME, 0)
+    with _open(url, policy, meter) as response:
         announced = _content_length(response)
+        meter.size = announced or 0
         chunks = []
-        received = 0
-        while block := _read(response, _BLOCK, received):
-            received += len(block)
-            if received > _MAX_MANIFEST_BYTES:
+        while block := _read(response, _BLOCK, meter, policy):
+            meter.add(block)
+            if meter.received > _MAX_MANIFEST_BYTES:
                 raise _Permanent(f"body larger than {_human(_MAX_MANIFEST_BYTES)}, not a manifest")
             chunks.append(block)
+    received = meter.received
     if announced is not None and received < announced:
         raise _Transient(f"truncated body: expected {announced} bytes, received {received}")
     return b"".join(chunks)
@@ -403,10 +511,15 @@ class _Mismatch(_Transient):
     """Complete bytes that do not match the manifest."""
 
 
-def _open(url: str, policy: _Policy) -> http.client.HTTPResponse:
+class _Deadline(_Permanent):
+    """The file's deadline passed: no further attempt."""
+
+
+def _open(url: str, policy: _Policy, meter: _Meter) -> http.client.HTTPResponse:
+    meter.check()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        return urllib.request.urlopen(request, timeout=policy.timeout)
+        return urllib.request.urlopen(request, timeout=policy.socket_timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         detail = f"HTTP {exc.code} {exc.reason}"
@@ -419,14 +532,22 @@ def _open(url: str, policy: _Policy) -> http.client.HTTPResponse:
         raise _Transient(_reason(exc, policy)) from None
 
 
-def _read(response: http.client.HTTPResponse, size: int, received: int) -> bytes:
+def _read(response: http.client.HTTPResponse, size: int, meter: _Meter, policy: _Policy) -> bytes:
+    """What one socket read delivers (at most ``size`` bytes; ``b""`` at the end): ``read1``,
+    not ``read``, so that a trickle of bytes returns to :meth:`_Meter.check` after each one
+    instead of blocking until ``size`` bytes have arrived."""
     try:
-        return response.read(size)
+        return response.read1(size)
     except http.client.IncompleteRead as exc:
         # Raised by some read paths when the peer closes early; the caller sees the shortfall.
         return exc.partial
+    except TimeoutError:
+        meter.check()  # a passed deadline says so
+        raise _Transient(
+            f"stalled: no data for {policy.socket_timeout:g}s after {meter.received} bytes"
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(f"connection lost after {received} bytes: {exc!r}") from None
+        raise _Transient(f"connection lost after {meter.received} bytes: {exc!r}") from None
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
@@ -439,18 +560,26 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
 
 def _reason(exc: object, policy: _Policy) -> str:
     if isinstance(exc, TimeoutError):
-        return f"timed out after {policy.timeout:g}s"
+        return f"timed out after {policy.socket_timeout:g}s"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running?)"
     return f"connection failed: {exc}"
 
 
-def _retrying(what: str, url: str, policy: _Policy, say: Log, attempt: Callable[[], T]) -> T:
-    """Run ``attempt`` until it succeeds; turn the last failure into one clear StoreError."""
+def _retrying(
+    what: str, url: str, policy: _Policy, say: Log, attempt: Callable[[float | None], T]
+) -> T:
+    """Run ``attempt(deadline)`` until it succeeds; turn the last failure into one clear
+    StoreError. ``deadline`` (``time.monotonic()`` seconds, or None) covers every attempt."""
     failures = mismatches = 0
+    deadline = (
+        None if policy.deadline_seconds is None else time.monotonic() + policy.deadline_seconds
+    )
     while True:
         try:
-            return attempt()
+            return attempt(deadline)
+        except _Deadline as exc:
+            raise StalledError(f"cannot download {what} from {url}: {exc.detail}") from None
         except _Permanent as exc:
             raise DownloadError(f"cannot download {what}: {url} answered {exc.detail}") from None
         except _Mismatch as exc:
@@ -464,12 +593,18 @@ def _retrying(what: str, url: str, policy: _Policy, say: Log, attempt: Callable[
         except _Transient as exc:
             failures += 1
             if failures >= policy.retries:
-                raise DownloadError(
+                error = StalledError if exc.detail.startswith("stalled") else DownloadError
+                raise error(
                     f"cannot download {what} from {url}: {exc.detail} "
                     f"(gave up after {failures} attempt{'s' if failures > 1 else ''})"
                 ) from None
             reason = exc.detail
         delay = policy.backoff * 2 ** (failures + mismatches - 1)
+        if deadline is not None and time.monotonic() + delay > deadline:
+            raise StalledError(
+                f"cannot download {what} from {url}: {reason}; no time left for another attempt "
+                f"within deadline_seconds={policy.deadline_seconds:g}s"
+            )
         say(
             f"pytest-unlearn: {what}: {reason}; retrying in {delay:.2g}s "
             f"(attempt {failures + mismatches + 1})"
@@ -487,12 +622,13 @@ def _assemble_view(
     manifest: Manifest,
     blobs: dict[str, Path],
     say: Log,
+    policy: _Policy,
 ) -> Path:
     """``stores/<manifest sha>/``: the manifest bytes plus hard links to the blobs."""
     stores = cache / "stores"
     stores.mkdir(parents=True, exist_ok=True)
     view = stores / manifest_sha
-    with _lock(cache, f"view-{manifest_sha}", say, what="assembling the store view"):
+    with _lock(cache, f"view-{manifest_sha}", say, what="assembling the store view", policy=policy):
         if _view_complete(view, manifest_sha):
             return view
         prefix = f".tmp-{manifest_sha[:16]}-"
@@ -525,20 +661,13 @@ def _assemble_view(
 
 
 @contextmanager
-def _lock(cache: Path, name: str, say: Log, *, what: str) -> Iterator[None]:
-    """Hold ``cache/locks/<name>.lock``; say so when another process makes us wait."""
-    locks = cache / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(locks / f"{name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        say(f"pytest-unlearn: waiting for another process ({what})")
-        lock.acquire()
-    try:
+def _lock(cache: Path, name: str, say: Log, *, what: str, policy: _Policy) -> Iterator[None]:
+    """Hold ``cache/locks/<name>.lock``; when another process makes us wait, name it, and give
+    up after ``policy.lock_timeout`` seconds (:class:`.LockTimeout`)."""
+    with held_lock(
+        cache / "locks" / f"{name}.lock", what=what, say=say, timeout=policy.lock_timeout
+    ):
         yield
-    finally:
-        lock.release()
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -3,8 +3,9 @@
 ``CACHE_DIR/<benchmark>/<fingerprint>/`` holds the store (see :mod:`.builder` for its
 layout); the fingerprint hashes recipe, architecture, data and forget sets, so a changed
 recipe builds into a new directory. The check-and-build runs under a file lock, so concurrent
-pytest processes (xdist workers) build once and never read a half-written store. A store for
-more models serves any smaller ensemble size.
+pytest processes (xdist workers) build once and never read a half-written store; a process
+waiting for another's build names it, and gives up after ``lock_timeout`` seconds
+(:mod:`.locks`). A store for more models serves any smaller ensemble size.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import platformdirs
 import torch
-from filelock import FileLock
 
 from ..benchmarks.spec import Benchmark
-from .builder import Log, build_store, stderr_log
+from .builder import Log, build_store, check_ensemble_size, stderr_log
 from .ensembles import Ensembles
+from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
 from .manifest import StoreError, read_manifest
 from .reader import read_ensembles
 
@@ -34,20 +35,35 @@ def load_or_build(
     *,
     device: torch.device | str = "cpu",
     log: Log = stderr_log,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
 ) -> Ensembles:
     """Return the ensembles of ``benchmark`` at size ``n_models``, building them if needed.
+
+    A cached store that is incomplete, or that the reader refuses (a tampered manifest, a
+    file it does not list, ...), is rebuilt. ``lock_timeout`` is how many seconds to wait for
+    another process building the same store (None: forever) before :class:`.LockTimeout`.
 
     >>> ens = load_or_build(get_benchmark("digits-mlp"), 8, Path("/tmp/cache"))  # doctest: +SKIP
     >>> ens.pretrained_margins.shape  # doctest: +SKIP
     torch.Size([8, 1797])
     """
-    if n_models < 2:
-        raise ValueError(f"an ensemble needs at least 2 models, got {n_models}")
+    check_ensemble_size(n_models)
     store = Path(cache_dir) / benchmark.name / benchmark.fingerprint()
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(store) + ".lock"):
-        if _stored_models(store) < n_models:
-            build_store(benchmark, n_models, store, device=device, log=log)
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(
+            f"cannot create the cache {store.parent}: {error.strerror or error}"
+        ) from None
+    lock = store.with_name(store.name + ".lock")
+    what = f"the build of {benchmark.name} into {store}"
+    with held_lock(lock, what=what, say=log, timeout=lock_timeout):
+        if _stored_models(store) >= n_models:
+            try:
+                return read_ensembles(benchmark, store, n_models)
+            except StoreError as error:
+                log(f"pytest-unlearn: the cached store cannot be used ({error}); rebuilding it")
+        build_store(benchmark, n_models, store, device=device, log=log)
         return read_ensembles(benchmark, store, n_models)
 
 

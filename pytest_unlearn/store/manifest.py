@@ -37,10 +37,21 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A drive prefix ("C:", "c:x") makes a path absolute or drive-relative on Windows.
 _DRIVE = re.compile(r"[A-Za-z]:")
 _BLOCK = 1 << 20
+# No file is larger (the largest file size Linux allows); a bigger "size" is a hostile manifest.
+_MAX_SIZE = (1 << 63) - 1
+# More models than anyone trains; beyond this "n_models" is nonsense, not an ensemble size.
+_MAX_MODELS_IN_MANIFEST = 1 << 31
+# A forget set's name becomes a file name (forget_sets/<name>.safetensors) and a test id.
+FORGET_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 
 
 class StoreError(Exception):
     """A store cannot be used: a bad manifest, a failed download, a file that does not verify."""
+
+
+class OutputRefused(StoreError):
+    """The directory a store should be written to holds something that is not a store: it is
+    left alone (a usage error: pick another ``--out``)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class Manifest:
 
     def __post_init__(self) -> None:
         entries = tuple(sorted(self.files, key=lambda e: e.path))
+        _check_counts(self.n_models, self.forget_sets, source="Manifest(...)")
         _check_entries(entries, source="Manifest(...)")
         # Frozen: normalising the order needs object.__setattr__.
         object.__setattr__(self, "files", entries)
@@ -93,11 +105,13 @@ class Manifest:
         manifest https://x.org/manifest.json: expected a JSON object at the top level, got list
         """
         try:
-            data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"manifest {source}: not valid JSON ({exc})") from None
+            data = load_json(raw)
         except _DuplicateKey as exc:
-            raise StoreError(f"manifest {source}: key {exc.args[0]!r} appears twice") from None
+            raise StoreError(
+                f"manifest {source}: key {_short_repr(exc.args[0])} appears twice"
+            ) from None
+        except ValueError as exc:
+            raise StoreError(f"manifest {source}: not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise StoreError(
                 f"manifest {source}: expected a JSON object at the top level, "
@@ -113,16 +127,8 @@ class Manifest:
         benchmark = _get(data, "benchmark", str, source)
         fingerprint = _get(data, "fingerprint", str, source)
         n_models = _get(data, "n_models", int, source)
-        if n_models < 0:
-            raise StoreError(f"manifest {source}: 'n_models' must be >= 0, got {n_models}")
         recipe = _get(data, "recipe", dict, source)
         forget_sets = _get(data, "forget_sets", dict, source)
-        for name, kind in forget_sets.items():
-            if not isinstance(kind, str):
-                raise StoreError(
-                    f"manifest {source}: forget set {name!r} kind must be a string, "
-                    f"got {type(kind).__name__}"
-                )
         files = _get(data, "files", dict, source)
         entries = []
         for path, meta in files.items():
@@ -135,6 +141,7 @@ class Manifest:
             size = _get(meta, "size", int, source, where=f"file {path!r}")
             entries.append(FileEntry(path=path, sha256=sha, size=size))
         entries.sort(key=lambda e: e.path)
+        _check_counts(n_models, forget_sets, source)
         _check_entries(entries, source)
         return cls(
             schema=schema,
@@ -178,8 +185,61 @@ class Manifest:
         return sum(e.size for e in self.files)
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKey(ValueError):
     pass
+
+
+def load_json(raw: bytes | str) -> Any:
+    """``json.loads`` for text nobody vouches for: ``ValueError`` (one line) for anything it
+    cannot parse, including input nested too deeply (``RecursionError`` in ``json``), integers
+    too long to convert, and a key repeated in one object (which ``json`` lets silently win).
+
+    >>> load_json('{"a": 1}')
+    {'a': 1}
+    >>> load_json("[" * 100_000)
+    Traceback (most recent call last):
+    ...
+    ValueError: nested too deeply
+    """
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: {exc}") from None
+
+
+def _short_repr(value: object, limit: int = 100) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never fails (deep or huge values)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_counts(n_models: object, forget_sets: dict[str, Any], source: str) -> None:
+    """Refuse a nonsensical model count and forget sets that cannot name a file or a test."""
+    if not isinstance(n_models, int) or isinstance(n_models, bool):
+        raise StoreError(f"manifest {source}: 'n_models' must be an integer")
+    if n_models < 0:
+        raise StoreError(f"manifest {source}: 'n_models' must be >= 0, got {n_models}")
+    if n_models > _MAX_MODELS_IN_MANIFEST:
+        raise StoreError(
+            f"manifest {source}: 'n_models' is {_short_repr(n_models, 30)}, more than any "
+            f"ensemble (at most {_MAX_MODELS_IN_MANIFEST})"
+        )
+    for name, kind in forget_sets.items():
+        if not isinstance(name, str) or not FORGET_SET_NAME.fullmatch(name):
+            raise StoreError(
+                f"manifest {source}: forget set name {_short_repr(name)} must be letters, digits "
+                "and '_.+-' (starting with a letter or digit, at most 100 characters)"
+            )
+        if not isinstance(kind, str):
+            raise StoreError(
+                f"manifest {source}: forget set {name!r} kind must be a string, "
+                f"got {type(kind).__name__}"
+            )
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -201,7 +261,7 @@ def _get(data: dict[str, Any], key: str, kind: type, source: str, *, where: str 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise StoreError(
             f"manifest {source}: {place}{key!r} must be {_KIND_NAMES[kind]}, "
-            f"got {type(value).__name__} {value!r}"[:300]
+            f"got {type(value).__name__} {_short_repr(value)}"
         )
     return value
 
@@ -261,7 +321,12 @@ def _check_entries(entries: list[FileEntry] | tuple[FileEntry, ...], source: str
         if not isinstance(entry.size, int) or isinstance(entry.size, bool) or entry.size < 0:
             raise StoreError(
                 f"manifest {source}: file {entry.path!r}: size must be a non-negative integer, "
-                f"got {entry.size!r}"
+                f"got {_short_repr(entry.size)}"
+            )
+        if entry.size > _MAX_SIZE:
+            raise StoreError(
+                f"manifest {source}: file {entry.path!r}: size {_short_repr(entry.size, 30)} is "
+                "larger than any file can be"
             )
         if entry.path in seen:
             raise StoreError(f"manifest {source}: file {entry.path!r} is listed twice")
@@ -303,13 +368,18 @@ def read_manifest(root: Path) -> Manifest:
 
 
 def verify_directory(root: Path) -> list[str]:
-    """Check every file of the store at ``root`` against its manifest (size, then sha256).
+    """Check the store at ``root`` against its manifest; the problems found, one line each.
 
-    Returns the problems found, one readable line each; an empty list means the store is good.
+    Every listed file must match its size and sha256; every file on disk must be listed (a file
+    the manifest does not list was never verified, so no reader may trust it; names starting
+    with ``.`` are skipped, e.g. ``.git``); and every file the store's forget sets need
+    (:func:`.reader.missing_files`) must be listed. An empty list means the store is good.
 
     >>> verify_directory(Path("/path/to/store"))  # doctest: +SKIP
     ['pretrained/weights.safetensors: sha256 mismatch: expected 3f..., got 9c...']
     """
+    from .reader import missing_files  # the layout needs torch; this module must not
+
     root = Path(root)
     try:
         manifest = read_manifest(root)
@@ -317,10 +387,33 @@ def verify_directory(root: Path) -> list[str]:
         return [str(exc)]
     problems = []
     for entry in manifest.files:
-        problem = check_file(root / entry.path, entry)
+        try:
+            problem = check_file(root / entry.path, entry)
+        except OSError as exc:
+            problem = f"{entry.path}: cannot read it ({exc.strerror or exc})"
         if problem is not None:
             problems.append(problem)
+    problems += [
+        f"{path}: on disk but not listed in {MANIFEST_NAME} (never verified: remove it)"
+        for path in unlisted_files(root, manifest)
+    ]
+    problems += missing_files(manifest)
     return problems
+
+
+def unlisted_files(root: Path, manifest: Manifest) -> list[str]:
+    """Files under ``root`` (relative posix paths, sorted) that ``manifest`` does not list,
+    besides the manifest itself; entries whose name starts with ``.`` are not looked into."""
+    listed = {entry.path for entry in manifest.files} | {MANIFEST_NAME}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        relative = Path(dirpath).relative_to(root)
+        for name in filenames:
+            path = (relative / name).as_posix()
+            if not name.startswith(".") and path not in listed:
+                found.append(path)
+    return sorted(found)
 
 
 def check_file(path: Path, entry: FileEntry, *, sha256: str | None = None) -> str | None:
@@ -392,12 +485,43 @@ def build_manifest(
     )
 
 
+def check_output_directory(out: Path) -> None:
+    """Refuse to write a store over ``out`` unless it is absent, an empty directory, or a
+    store (it holds ``manifest.json``): anything else may be the user's, and is never deleted.
+
+    >>> check_output_directory(Path.home())  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    OutputRefused: /home/me: not empty and not a store (no manifest.json); refusing to replace it
+    """
+    out = Path(out)
+    if out.is_symlink():
+        raise OutputRefused(f"{out}: is a symbolic link; give the directory it points to")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputRefused(f"{out}: exists and is not a directory; refusing to replace it")
+    if (out / MANIFEST_NAME).is_file():
+        return
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise OutputRefused(f"{out}: cannot list it ({exc.strerror or exc})") from None
+    if not empty:
+        raise OutputRefused(
+            f"{out}: not empty and not a store (no {MANIFEST_NAME}); refusing to replace it: "
+            "give an empty or new directory"
+        )
+
+
 def seal_store(staging: Path, out: Path, **fields: Any) -> Manifest:
     """Hash ``staging`` into a manifest (``fields`` as for :func:`build_manifest`), write it,
-    and swap the finished directory into ``out``, replacing any previous store there.
+    and swap the finished directory into ``out``, replacing a previous store there.
 
     The manifest is written last inside ``staging``, and the directory is renamed into place
-    whole, so a reader never sees a store that looks complete but is not.
+    whole, so a reader never sees a store that looks complete but is not. ``out`` is checked
+    again first (:func:`check_output_directory`): something that appeared there during the build
+    and is not a store is left alone (:class:`OutputRefused`).
 
     >>> seal_store(Path("/tmp/out.staging"), Path("/tmp/out"), benchmark="digits-mlp",
     ...            fingerprint="abc", n_models=8, recipe={}, forget_sets={})  # doctest: +SKIP
@@ -406,6 +530,15 @@ def seal_store(staging: Path, out: Path, **fields: Any) -> Manifest:
 
     manifest = build_manifest(staging, **fields)
     write_manifest(staging, manifest)
-    shutil.rmtree(out, ignore_errors=True)
+    check_output_directory(out)
+    old = None
+    if out.exists():
+        # Set the previous store (or empty directory) aside, then rename: never a moment with
+        # no store at ``out`` but a half-deleted one.
+        old = out.with_name(f"{out.name}.replaced-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
     os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return manifest

@@ -81,6 +81,32 @@ class Calibration:
         return self.floor - self.margin
 
     @property
+    def gap(self) -> float:
+        """How far do-nothing lies from what exact retraining scores (the floor)."""
+        return self.do_nothing - self.floor
+
+    def score(self, p95: float) -> float | None:
+        """The share of the gap between do-nothing and exact retraining a method closes, in
+        percent: 100 = as close as retraining (the floor), 0 = do-nothing, negative = worse.
+        None where there is no gap (do-nothing within the noise of retraining).
+
+        >>> Calibration(100, floor=1.0, null_median=1.0, null_sd=0.1, null_max=1.3,
+        ...             do_nothing=5.0).score(2.0)
+        75.0
+        """
+        if self.gap <= self.margin or self.gap <= 0:
+            return None
+        return 100.0 * (self.do_nothing - p95) / self.gap
+
+    @property
+    def score_band(self) -> float | None:
+        """The score's noise band at the test's level, in percentage points: exact retraining
+        scores 100 +- this, and a score below 100 minus it is a FAIL."""
+        if self.gap <= self.margin or self.gap <= 0:
+            return None
+        return 100.0 * self.margin / self.gap
+
+    @property
     def can_fail(self) -> bool:
         """Whether any unlearned ensemble can score above the threshold (KLoM is at most
         ``ln(1/eps)``; at very small N the threshold lies beyond it)."""
