@@ -4,11 +4,12 @@ The oldest approximate-unlearning baseline ("FT" in Golatkar et al., "Eternal Su
 Spotless Net", CVPR 2020, and in Jia et al., "Model Sparsity Can Simplify Machine
 Unlearning", NeurIPS 2023): the forget set is simply never seen again, and a few epochs of SGD
 on the retain set are hoped to wash out its influence (catastrophic forgetting). It costs
-``EPOCH_FRACTION`` of retraining's ``recipe.epochs`` passes over the retain set (4 of 40 on
+``epoch_fraction`` of retraining's ``recipe.epochs`` passes over the retain set (4 of 40 on
 digits-mlp, 2 of 20 on mnist1d-cnn, 20 of 200 on digits-logreg).
 
-Hyperparameters are fixed below and were never tuned on any evaluation split. The learning
-rate is our own constant, not ``context.recipe.lr``: a benchmark's recipe may use another
+Hyper-parameters (``DEFAULTS``): per benchmark the values ``benchmarks/sweep_examples.py``
+chose (``examples/tuned.json``), overridable with ``--unlearn-param``, e.g. ``lr=0.05``. The
+learning rate is our own, not ``context.recipe.lr``: a benchmark's recipe may use another
 optimizer whose ``lr`` is no SGD step size.
 
     pytest --unlearn-method=examples.finetune:unlearn
@@ -21,15 +22,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from examples.hyperparameters import choose
+
 if TYPE_CHECKING:  # types only: a method needs nothing of pytest-unlearn at run time
     from pytest_unlearn.contract import DataSplit, UnlearnContext
 
-#: Passes over the retain set, as a fraction of the benchmark's retraining epochs (at least
-#: one): the compute scales with the benchmark's, at about a tenth of an exact retraining.
-EPOCH_FRACTION = 0.1
-LEARNING_RATE = 0.01
-MOMENTUM = 0.9
-BATCH_SIZE = 64
+#: ``epoch_fraction``: passes over the retain set, as a fraction of the benchmark's retraining
+#: epochs (at least one), so the compute scales with the benchmark's.
+DEFAULTS = {"lr": 0.01, "epoch_fraction": 0.1, "momentum": 0.9, "batch_size": 64}
 
 
 def unlearn(
@@ -40,13 +40,14 @@ def unlearn(
     >>> unlearn(model, forget, retain, context)  # doctest: +SKIP
     Sequential(...)
     """
-    epochs = max(1, round(EPOCH_FRACTION * context.recipe.epochs))
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    hp = choose("finetune", DEFAULTS, context)
+    epochs = max(1, round(hp["epoch_fraction"] * context.recipe.epochs))
+    optimizer = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
     # A generator seeded per call: the batch order is reproducible and differs per model.
     order = torch.Generator().manual_seed(context.seed)
     model.train()
     for _ in range(epochs):
-        for inputs, targets in retain.loader(BATCH_SIZE, shuffle=True, generator=order):
+        for inputs, targets in retain.loader(hp["batch_size"], shuffle=True, generator=order):
             loss = nn.functional.cross_entropy(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

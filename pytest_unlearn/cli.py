@@ -1,9 +1,12 @@
-"""The command line for stores, outside pytest.
+"""The command line for stores and reports, outside pytest.
 
     python -m pytest_unlearn list
     python -m pytest_unlearn build digits-mlp --out stores/digits-mlp --models 100
     python -m pytest_unlearn verify stores/digits-mlp      # or file://... or https://...
     python -m pytest_unlearn import-easydub EasyDUB-dataset --out stores/easydub --models 100
+    python -m pytest_unlearn compare main.json pr.json     # a Markdown table of the reports
+    python -m pytest_unlearn merge shard-*.json --out all.json
+    python -m pytest_unlearn check-report unlearn-report.json   # fit to gate on?
 
 Exit status 0 on success, 1 when a store fails verification, cannot be fetched or cannot be
 written (a full disk, an unwritable directory), 2 on a usage error (a bad argument, a device
@@ -98,7 +101,7 @@ def _build(args: argparse.Namespace) -> int:
     except KeyError as error:
         _error(error.args[0])
         return USAGE
-    if not getattr(bench, "buildable", True):
+    if not bench.buildable:
         _error(unbuildable_message(bench))
         return USAGE
     problem = _device_problem(args.device)
@@ -195,6 +198,70 @@ def _import_easydub(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_reports(paths: Sequence[str]) -> list[tuple[str, dict]] | None:
+    from .report.json_report import ReportSchemaError, load_report
+
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((Path(path).stem, load_report(path)))
+        except (OSError, UnicodeDecodeError) as error:
+            _error(f"cannot read report {path}: {error}")
+            return None
+        except ReportSchemaError as error:
+            _error(error)
+            return None
+    return loaded
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .report.compare import ReportMismatch, compare_reports
+
+    loaded = _load_reports(args.reports)
+    if loaded is None:
+        return USAGE
+    try:
+        print(compare_reports(loaded), end="")
+    except ReportMismatch as error:
+        _error(f"the reports cannot be compared: {error}")
+        return USAGE
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import json
+
+    from .atomic_files import write_atomically
+    from .report.compare import ReportMismatch, merge_reports
+
+    loaded = _load_reports(args.reports)
+    if loaded is None:
+        return USAGE
+    try:
+        merged = merge_reports(loaded)
+    except ReportMismatch as error:
+        _error(f"the reports cannot be merged: {error}")
+        return USAGE
+    try:
+        write_atomically(Path(args.out), json.dumps(merged, indent=2, allow_nan=False) + "\n")
+    except OSError as error:
+        _error(f"cannot write {args.out}: {error}")
+        return FAILED
+    print(f"merged {len(loaded)} reports ({len(merged['records'])} records) into {args.out}")
+    return 0
+
+
+def _check_report(args: argparse.Namespace) -> int:
+    from .report.json_report import check_report
+
+    problems = check_report(args.report)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{args.report}: complete, every collected test recorded, exit status 0")
+    return FAILED if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="python -m pytest_unlearn", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "4-10 subpopulation, as published)",
     )
     easydub.set_defaults(run=_import_easydub)
+    compare = commands.add_parser(
+        "compare",
+        help="a Markdown table of JSON reports (scores, P95s, verdicts, regressions against the "
+        "first)",
+    )
+    compare.add_argument("reports", nargs="+", help="--unlearn-report files, the reference first")
+    compare.set_defaults(run=_compare)
+    merge = commands.add_parser(
+        "merge", help="join the JSON reports of sharded runs into one report"
+    )
+    merge.add_argument("reports", nargs="+", help="--unlearn-report files of the shards")
+    merge.add_argument("--out", required=True, help="the merged report to write")
+    merge.set_defaults(run=_merge)
+    check = commands.add_parser(
+        "check-report",
+        help="exit 1 unless a JSON report is complete, records every test and says exit 0",
+    )
+    check.add_argument("report")
+    check.set_defaults(run=_check_report)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

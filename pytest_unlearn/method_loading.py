@@ -43,8 +43,7 @@ def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Calla
                     "pytest from a clone's root, or set PYTHONPATH to it"
                 )
             raise pytest.UsageError(
-                f"{origin}: no module named {error.name!r} (searched {search} and sys.path)"
-                + hint
+                f"{origin}: no module named {error.name!r} (searched {search} and sys.path)" + hint
             ) from None
         raise pytest.UsageError(f"{origin}: importing {module_name!r} failed: {error}") from None
     except Exception as error:  # the user's module raised while importing

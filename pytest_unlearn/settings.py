@@ -96,6 +96,16 @@ OPTIONS = (
         "fails only on a regression beyond noise against its record there",
     ),
     _Option(
+        "download-stall",
+        "seconds without progress (under 1 KiB) after which a --unlearn-store download is "
+        "given up as stalled (default 60)",
+    ),
+    _Option(
+        "download-deadline",
+        "seconds one --unlearn-store file may take to download, all attempts together "
+        "(default 3600)",
+    ),
+    _Option(
         "threads",
         "torch CPU threads per process (default: the cores divided among the xdist workers); "
         "a fixed value makes CPU results bit-identical whatever -n is",
@@ -186,6 +196,8 @@ class Settings:
     #: ``--unlearn-param KEY=VALUE``: what the method receives as ``context.params``.
     params: tuple[tuple[str, Any], ...] = ()
     baseline: Path | None = None
+    download_stall: float = 60.0
+    download_deadline: float = 3600.0
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
@@ -212,6 +224,8 @@ class Settings:
             threads=_threads(config),
             params=_params(config),
             baseline=_path(config, "baseline"),
+            download_stall=_seconds(config, "download-stall", 60.0),
+            download_deadline=_seconds(config, "download-deadline", 3600.0),
         )
 
 
@@ -296,7 +310,7 @@ def _benchmarks(config: pytest.Config) -> tuple[str, ...]:
     if raw is None:
         return DEFAULT_BENCHMARKS
     if raw.strip() == "all":  # every benchmark this machine can build (imported ones by name)
-        return tuple(name for name in known if getattr(get_benchmark(name), "buildable", True))
+        return tuple(name for name in known if get_benchmark(name).buildable)
     chosen = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     unknown = [name for name in chosen if name not in known]
     if unknown or not chosen:
@@ -333,6 +347,22 @@ def _timeout(config: pytest.Config) -> float | None:
         raise pytest.UsageError(
             f"{source}: the timeout must be a positive, finite number of seconds, got {raw!r} "
             "(leave the option out for no limit)"
+        )
+    return seconds
+
+
+def _seconds(config: pytest.Config, name: str, default: float) -> float:
+    """A positive, finite number of seconds, or ``default`` when unset."""
+    raw, source = _raw(config, name)
+    if raw is None:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected a number of seconds, got {raw!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise pytest.UsageError(
+            f"{source}: expected a positive, finite number of seconds, got {raw!r}"
         )
     return seconds
 

@@ -9,6 +9,7 @@ the store tells exactly which file and position it came from.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import stat
@@ -516,3 +517,20 @@ def test_cli_refuses_an_out_that_is_not_a_store_before_reading_anything(tmp_path
     assert main(["import-easydub", str(tmp_path / "no-tree"), "--out", str(precious)]) == 2
     assert (precious / "notes.txt").read_text() == "keep me"
     assert not (precious / MANIFEST_NAME).exists()
+
+
+def test_tests_are_collected_only_for_the_forget_sets_the_store_holds(
+    pytester: pytest.Pytester, tree: Path, tmp_path: Path
+) -> None:
+    store, _ = _import(tree, tmp_path / "store", forget_ids=[4])
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["benchmark"] = "cifar10-resnet9"  # the registered definition, at miniature size
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    pytester.makepyfile(mymethod="def unlearn(model, forget, retain, context):\n    return model\n")
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", "--unlearn-benchmark=cifar10-resnet9",
+        f"--unlearn-store={store}", f"--unlearn-cache-dir={tmp_path / 'cache'}",
+        "--collect-only", "-q",
+    )  # fmt: skip
+    ids = [line.split("[", 1)[1].rstrip("]") for line in result.outlines if "test_klom[" in line]
+    assert ids == [f"cifar10-resnet9-set4-{split}" for split in ("forget", "retain", "validation")]

@@ -237,3 +237,24 @@ def test_do_nothing_fails_knn36_forget_on_the_quick_profile(
     verdicts = {record["test_id"]: record["verdict"] for record in report["records"]}
     assert verdicts["digits-mlp-knn36-forget"] == "FAIL"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_params_override_the_defaults_and_the_tuned_settings() -> None:
+    from types import SimpleNamespace
+
+    from examples.hyperparameters import choose, tuned
+
+    context = SimpleNamespace(benchmark="digits-mlp", params={"lr": 0.123})
+    chosen = choose("finetune", {"lr": 0.01, "epoch_fraction": 0.1}, context)
+    assert chosen["lr"] == 0.123
+    assert chosen["epoch_fraction"] == tuned("finetune", "digits-mlp").get("epoch_fraction", 0.1)
+
+
+def test_an_unknown_param_is_an_error_naming_the_known_ones() -> None:
+    from types import SimpleNamespace
+
+    from examples.hyperparameters import choose
+
+    context = SimpleNamespace(benchmark="digits-mlp", params={"learning_rate": 0.1})
+    with pytest.raises(ValueError, match=r"has no hyper-parameter learning_rate.*epoch_fraction"):
+        choose("finetune", {"lr": 0.01, "epoch_fraction": 0.1}, context)

@@ -92,3 +92,50 @@ def test_merge_refuses_shards_that_disagree_on_a_test() -> None:
 def test_merge_of_an_incomplete_shard_is_incomplete() -> None:
     merged = merge_reports([("one", _report()), ("two", _report(complete=False))])
     assert merged["complete"] is False
+
+
+def _write(tmp_path, name: str, report: dict) -> str:
+    import json
+
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+def test_the_compare_command_prints_the_table(tmp_path, capsys) -> None:
+    from pytest_unlearn.cli import main
+
+    main_json = _write(tmp_path, "main", _report(_record("b-knn-forget", 2.0)))
+    pr_json = _write(tmp_path, "pr", _report(_record("b-knn-forget", 3.0)))
+    assert main(["compare", main_json, pr_json]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### pytest-unlearn: `main` vs `pr`")
+    assert "**regression**" in out
+
+
+def test_the_compare_command_refuses_reports_of_another_n_in_one_line(tmp_path, capsys) -> None:
+    from pytest_unlearn.cli import main
+
+    a = _write(tmp_path, "a", _report(n=16))
+    b = _write(tmp_path, "b", _report(n=30))
+    assert main(["compare", a, b]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be compared" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_merge_command_writes_a_report_compare_accepts(tmp_path, capsys) -> None:
+    from pytest_unlearn.cli import main
+
+    one = _write(tmp_path, "one", _report(_record("b-knn-forget", 1.0)))
+    two = _write(tmp_path, "two", _report(_record("b-rnd-forget", 1.0)))
+    merged = str(tmp_path / "all.json")
+    assert main(["merge", one, two, "--out", merged]) == 0
+    assert main(["compare", merged, one]) == 0
+
+
+def test_the_check_report_command_fails_an_incomplete_report(tmp_path, capsys) -> None:
+    from pytest_unlearn.cli import main
+
+    path = _write(tmp_path, "r", _report(complete=False))
+    assert main(["check-report", path]) == 1
+    assert "ended before pytest's session did" in capsys.readouterr().err

@@ -134,15 +134,15 @@ def test_markdown_has_a_row_per_case_with_p95_verdict_and_seconds(
     by_key = {(row.split(" | ")[0], row.split(" | ")[2]): row for row in rows if "cases" not in row}
     assert len(by_key) == 5
     scrub = by_key[("| `scrub`", "knn")].split(" | ")
-    assert scrub[3:7] == ["**4.000**", "**2.000**", "0.500", "FAIL (forget, retain)"]
+    assert scrub[3:8] == ["**4.000**", "**2.000**", "0.500", "-", "FAIL (forget, retain)"]
     rand = by_key[("| `retrain`", "rand")].split(" | ")
-    assert rand[3:7] == ["0.500", "0.500 †", "0.500", "INCONCLUSIVE (retain)"]
-    assert scrub[7:] == ["0.05", "2", "0.025x |"]
-    assert by_key[("| `retrain`", "seq req2")].split(" | ")[6] == "PASS"
+    assert rand[3:8] == ["0.500", "0.500 †", "0.500", "-", "INCONCLUSIVE (retain)"]
+    assert scrub[8:] == ["0.05", "2", "0.025x |"]
+    assert by_key[("| `retrain`", "seq req2")].split(" | ")[7] == "PASS"
     assert "ERROR: ValueError: boom" in by_key[("| `scrub`", "seq req2")]
     # The summary: cases passed and the median compute ratio, per method and benchmark.
-    assert "| `retrain` | 2/3 cases (1 inconclusive), 0.75x |" in text
-    assert "| `scrub` | 0/2 cases, 0.025x |" in text
+    assert "| `retrain` | 2/3 cases (1 inconclusive), score -, 0.75x |" in text
+    assert "| `scrub` | 0/2 cases, score -, 0.025x |" in text
     assert "    python x.py" in text
 
 

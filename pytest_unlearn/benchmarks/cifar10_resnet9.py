@@ -279,6 +279,7 @@ class CIFAR10ResNet9(Benchmark):
     version = 1
     #: Read by whoever builds stores: this benchmark's ensembles can only be imported.
     buildable: ClassVar[bool] = False
+    forget_sets_from_store: ClassVar[bool] = True
     # Every method run pushes 60,000 CIFAR-10 images through N ResNet-9s: GPU work, and slow.
     slow = True
     gpu = True

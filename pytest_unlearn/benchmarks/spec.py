@@ -130,6 +130,11 @@ class Benchmark(ABC):
     #: The exact convex objective its models minimize, for white-box certified checks
     #: (``digits-logreg-perturbed``); ``None`` where models are trained by SGD.
     objective: Any = None
+    #: Whether its ensembles can be built here (False: only imported from a published store).
+    buildable: bool = True
+    #: Whether its forget sets come from the store it is read from (an imported benchmark),
+    #: so a store holding some of them runs tests for those only.
+    forget_sets_from_store: bool = False
 
     @abstractmethod
     def load_data(self) -> Dataset:

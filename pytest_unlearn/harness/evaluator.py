@@ -17,7 +17,7 @@ from ..certified import claim_of
 from ..metric import KLOM_MAX, KlomSummary, klom, summarize
 from ..report.records import points_property
 from ..settings import Settings
-from ..store import Ensembles, StoreError, load_or_build, read_ensembles
+from ..store import Ensembles, StoreError, load_or_build, read_ensembles, stored_forget_sets
 from ..store.fetch import materialize
 from ..store.manifest import read_manifest
 from ..training import model_seed
@@ -220,6 +220,7 @@ class Evaluator:
         self._retrain_seconds: dict[str, float] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
         self._fingerprints: dict[str, str] = {}
+        self._stored_forget_sets: dict[str, tuple[str, ...] | None] = {}
         #: The method's certified claim (``@certified``), or None: no certified cases.
         self.claim = claim_of(method)
 
@@ -243,12 +244,7 @@ class Evaluator:
     def _load_ensembles(self, bench: Benchmark) -> Ensembles:
         settings = self.settings
         if settings.store is not None:
-            local = materialize(
-                settings.store,
-                settings.cache_dir / "downloads",
-                offline=settings.offline,
-                log=self._log,
-            )
+            local = self._materialized_store()
             if read_manifest(local).benchmark == bench.name:
                 bind_store = getattr(bench, "bind_store", None)
                 if bind_store is not None:  # imported benchmarks take their forget sets from it
@@ -262,6 +258,36 @@ class Evaluator:
             settings.cache_dir / bench.name / bench.fingerprint()
         )
         return ensembles
+
+    def _materialized_store(self) -> Path:
+        """``--unlearn-store`` as a verified local directory (fetched once, then cached)."""
+        settings = self.settings
+        assert settings.store is not None
+        return materialize(
+            settings.store,
+            settings.cache_dir / "downloads",
+            offline=settings.offline,
+            log=self._log,
+            stall_seconds=settings.download_stall,
+            deadline_seconds=settings.download_deadline,
+        )
+
+    def stored_forget_sets(self, benchmark: str) -> tuple[str, ...] | None:
+        """The forget sets ``--unlearn-store`` holds for ``benchmark``, when the benchmark takes
+        its forget sets from its store (an imported one); None: no restriction (a locally
+        built benchmark, another store, or a store that cannot be read now, whose tests then
+        fail with the store's error)."""
+        bench = get_benchmark(benchmark)
+        if self.settings.store is None or not bench.forget_sets_from_store:
+            return None
+        if benchmark not in self._stored_forget_sets:
+            try:
+                local = self._materialized_store()
+                ours = read_manifest(local).benchmark == benchmark
+                self._stored_forget_sets[benchmark] = stored_forget_sets(local) if ours else None
+            except StoreError:
+                self._stored_forget_sets[benchmark] = None
+        return self._stored_forget_sets[benchmark]
 
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)

@@ -47,6 +47,7 @@ class MethodRun:
     def returned_input_unchanged(self) -> bool:
         """Every call handed back the parameters it received: the method did nothing."""
         return self.calls > 0 and self.unchanged_calls == self.calls
+
     #: Only with ``keep_outputs``: per model, per request, the returned state dict (CPU) and
     #: the certificate the call filled in.
     outputs: list[list[dict[str, torch.Tensor]]] | None = None

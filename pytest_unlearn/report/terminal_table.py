@@ -12,7 +12,6 @@ from .records import VERDICT_QUALIFIERS, case_id, from_properties
 _COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "score", "verdict")
 
 
-
 @dataclass
 class TableRow:
     test_id: str

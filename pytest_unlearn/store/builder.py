@@ -163,7 +163,7 @@ def build_store(
     PosixPath('/tmp/store')
     """
     check_ensemble_size(n_models)
-    if not getattr(benchmark, "buildable", True):
+    if not benchmark.buildable:
         raise StoreError(unbuildable_message(benchmark))
     out = Path(out)
     check_output_directory(out)

@@ -171,7 +171,7 @@ def _known_forget_sets(benchmark: str) -> dict[str, ForgetSet] | None:
         bench = get_benchmark(benchmark)
     except KeyError:
         return None
-    if not getattr(bench, "buildable", True):
+    if not bench.buildable:
         return None
     return {fs.name: fs for fs in bench.forget_sets}
 
