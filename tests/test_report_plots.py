@@ -13,15 +13,10 @@ from conftest import IDENTITY_METHOD, output
 # matplotlib's C extensions are best imported once per process.
 pytest.importorskip("matplotlib.backends.backend_agg")
 
+from pytest_unlearn.figures import POINTS_PROPERTY, points_from_figures, points_property
 from pytest_unlearn.report import plots
 from pytest_unlearn.report.plots import PlotWriter, plot_filename
-from pytest_unlearn.report.records import (
-    POINTS_PROPERTY,
-    CaseRecord,
-    RecordCollector,
-    points_from_figures,
-    points_property,
-)
+from pytest_unlearn.report.records import CaseRecord, RecordCollector
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = Path("plots")  # relative on purpose: resolved against the invocation dir
@@ -167,7 +162,7 @@ def test_points_survive_xdist_report_serialization() -> None:
 FAKE_SUITE = """
 import pytest
 
-from pytest_unlearn.report.records import points_property
+from pytest_unlearn.figures import points_property
 
 
 @pytest.mark.parametrize("split", ["forget", "retain", "validation"])

@@ -48,7 +48,7 @@ class CertifiedResult:
         )
 
     def properties(self) -> dict[str, Any]:
-        from ..report.records import to_properties
+        from ..figures import to_properties
 
         figures: dict[str, Any] = {
             "benchmark": self.case.benchmark,

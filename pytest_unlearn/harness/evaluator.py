@@ -14,8 +14,8 @@ import torch
 
 from ..benchmarks import Benchmark, get_benchmark
 from ..certified import claim_of
+from ..figures import points_property
 from ..metric import KLOM_MAX, KlomSummary, klom, summarize
-from ..report.records import points_property
 from ..settings import Settings
 from ..store import Ensembles, StoreError, load_or_build, read_ensembles, stored_forget_sets
 from ..store.fetch import materialize
@@ -111,7 +111,7 @@ class CaseResult:
 
     def properties(self) -> dict[str, Any]:
         """The figures as ``unlearn_*`` user properties (terminal table, JUnit)."""
-        from ..report.records import to_properties
+        from ..figures import to_properties
 
         cal = self.calibration
         decision = self.decision

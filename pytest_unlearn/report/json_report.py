@@ -26,50 +26,17 @@ from typing import Any
 import pytest
 
 from ..atomic_files import write_atomically
+from ..figures import CASE_FIGURES
 from .records import CERTIFIED_CASE_PROPERTY, OUTCOMES, CaseRecord, RecordCollector
 
 #: The format's name and major version. Adding a field keeps it; removing, renaming or changing
 #: the meaning of one bumps the number (see docs/reports.md, "Versioning").
 SCHEMA = "pytest-unlearn-report/1"
 
-#: The keys of every record, in the order they are written.
-RECORD_FIELDS = (
-    "test_id",
-    "nodeid",
-    "outcome",
-    "benchmark",
-    "forget_set",
-    "request",
-    "split",
-    "n_models",
-    "p95",
-    "mean",
-    "median",
-    "floor",
-    "null_median",
-    "null_sd",
-    "null_max",
-    "do_nothing",
-    "threshold",
-    "lower_threshold",
-    "alpha",
-    "separable",
-    "conclusive",
-    "score",
-    "score_band",
-    "verdict",
-    "verdict_reason",
-    "returned_input_unchanged",
-    "baseline_p95",
-    "baseline_score",
-    "regression",
-    "fingerprint",
-    "store_id",
-    "method_seconds_per_model",
-    "retrain_seconds_per_model",
-    "device",
-    "message",
-)
+#: The keys of every record, in the order they are written: the test's identity and outcome,
+#: every figure a conformance test records (declared in :mod:`pytest_unlearn.figures`), the
+#: message.
+RECORD_FIELDS = ("test_id", "nodeid", "outcome", *CASE_FIGURES, "message")
 #: The keys of the report itself.
 REPORT_FIELDS = (
     "schema",

@@ -14,30 +14,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-PREFIX = "unlearn_"
-#: The user property that marks a report as a conformance test's, valued with its case id.
-CASE_PROPERTY = PREFIX + "case"
-#: The user property that marks a certified-claim test's report, valued with its id.
-CERTIFIED_CASE_PROPERTY = PREFIX + "certified_case"
+from ..figures import (
+    CASE_PROPERTY,
+    CERTIFIED_CASE_PROPERTY,
+    POINT_SERIES,
+    POINTS_PROPERTY,
+    VERDICT_QUALIFIERS,
+    from_properties,
+    points_from_figures,
+    to_properties,
+)
 
-
-#: What a verdict's reason adds to it in the table and the plots (plain PASS and FAIL-above
-#: say it all).
-VERDICT_QUALIFIERS = {
-    "below": "closer than retraining can be",
-    "cannot-fail": "cannot fail at this N",
-    "do-nothing-passes": "do-nothing passes too",
-}
-
-
-def to_properties(record: dict[str, Any]) -> dict[str, Any]:
-    """``{"p95": 0.4}`` -> ``{"unlearn_p95": 0.4}``."""
-    return {PREFIX + key: value for key, value in record.items()}
-
-
-def from_properties(properties: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """The inverse of :func:`to_properties`, ignoring unrelated user properties."""
-    return {key[len(PREFIX) :]: value for key, value in properties if key.startswith(PREFIX)}
+__all__ = [
+    "CASE_PROPERTY",
+    "CERTIFIED_CASE_PROPERTY",
+    "POINTS_PROPERTY",
+    "POINT_SERIES",
+    "VERDICT_QUALIFIERS",
+    "CaseRecord",
+    "RecordCollector",
+    "case_id",
+    "from_properties",
+    "phase_outcome",
+    "short_message",
+    "to_properties",
+]
 
 
 def case_id(properties: Iterable[tuple[str, Any]], name: str = CASE_PROPERTY) -> str | None:
@@ -46,66 +47,6 @@ def case_id(properties: Iterable[tuple[str, Any]], name: str = CASE_PROPERTY) ->
         if key == name:
             return str(value)
     return None
-
-
-# -- per-point KLoM values, for plots ---------------------------------------------------------
-
-#: The user property carrying one split's per-point KLoM values (see :func:`points_property`).
-POINTS_PROPERTY = PREFIX + "points"
-#: The user property carrying the request index of a sequential schedule (absent: request 1).
-REQUEST_PROPERTY = PREFIX + "request"
-#: The series of :data:`POINTS_PROPERTY`, each against oracle half A on the split's points.
-POINT_SERIES = ("method", "do_nothing", "floor")
-#: Enough for a plot (KLoM values live in [0, ~12]) and keeps the property a third of the size.
-POINT_DECIMALS = 4
-
-
-def _plain_floats(values: Any) -> list[float]:
-    """A 1-D numpy array, torch tensor or sequence as rounded Python floats.
-
-    Python floats, not numpy scalars: execnet (xdist) serializes only builtin types.
-    """
-    import numpy as np
-
-    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU
-        values = values.detach().cpu().double().numpy()
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    return [float(value) for value in np.round(array, POINT_DECIMALS)]
-
-
-def points_property(method: Any, do_nothing: Any, floor: Any) -> dict[str, list[float]]:
-    """The value of :data:`POINTS_PROPERTY` for one split: per-point KLoM of the method's
-    models, of the pretrained models (do-nothing) and of oracle half B (the noise floor), each
-    against oracle half A, as plain lists rounded to :data:`POINT_DECIMALS` decimals.
-
-    >>> points_property([0.123456, 2.0], [5.0, 6.0], [0.1, 0.2])["method"]
-    [0.1235, 2.0]
-    """
-    return {
-        "method": _plain_floats(method),
-        "do_nothing": _plain_floats(do_nothing),
-        "floor": _plain_floats(floor),
-    }
-
-
-def points_from_figures(figures: dict[str, Any]) -> dict[str, list[float]] | None:
-    """The per-point series of a record's figures, or None when absent or malformed.
-
-    >>> points_from_figures({"points": {"method": [1.0], "do_nothing": [2.0], "floor": [0.5]}})
-    {'method': [1.0], 'do_nothing': [2.0], 'floor': [0.5]}
-    """
-    points = figures.get("points")
-    if not isinstance(points, dict):
-        return None
-    series: dict[str, list[float]] = {}
-    for name in POINT_SERIES:
-        values = points.get(name)
-        if not isinstance(values, list | tuple) or not all(
-            isinstance(value, int | float) and not isinstance(value, bool) for value in values
-        ):
-            return None
-        series[name] = [float(value) for value in values]
-    return series
 
 
 # -- reports -> one record per conformance test -----------------------------------------------
