@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 
 from pytest_unlearn.benchmarks import available_benchmarks, get_benchmark
-from pytest_unlearn.harness.cases import conformance_cases
-from pytest_unlearn.harness.evaluator import Evaluator
+from pytest_unlearn.harness.cases import conformance_cases, split_indices
 from pytest_unlearn.store import Ensembles, StoreError, load_or_build
 from pytest_unlearn.store.manifest import read_manifest
 from pytest_unlearn.training import ensemble_logits, model_seed
@@ -88,7 +87,7 @@ def report(name: str, n_models: int, cache_dir: Path) -> None:
     )
     print(header)
     for case in conformance_cases([bench.name]):
-        columns = Evaluator.split_indices(case)
+        columns = split_indices(bench, case)
         halves = ensembles.oracles[case.forget_set, case.request]
         # Same seed as the plugin's evaluator, so these are the figures a pytest run reports.
         cal = calibrate(

@@ -22,8 +22,7 @@ import torch
 
 from pytest_unlearn.benchmarks import get_benchmark
 from pytest_unlearn.certified import claim_of
-from pytest_unlearn.harness.cases import certified_cases
-from pytest_unlearn.harness.certified_checks import run_check
+from pytest_unlearn.harness.certified_checks import certified_cases, run_check
 from pytest_unlearn.harness.method_runner import run_method
 from pytest_unlearn.store import default_cache_dir, load_or_build
 
@@ -71,17 +70,19 @@ def main() -> None:
             result = run_check(case, claim, runs[case.forget_set], ensembles)
             seconds = time.perf_counter() - t0
             failed += not result.passed
-            eps_lb = max_ref = residual = accumulated = noise = "-"
-            if result.audit is not None:
-                eps_lb = f"{result.audit.eps_lb:.3f}"
-                max_ref = f"{result.audit.max_refutable:.3f}"
-            if result.whitebox is not None and result.whitebox.models:
-                residual = f"{result.whitebox.max_residual:.2e}"
-                accumulated = f"{result.whitebox.max_accumulated:.2e}"
-                noise = f"{result.whitebox.measured_noise_std:.2e}"
+            figures = result.outcome.figures
+
+            def shown(name: str, spec: str, figures: dict = figures) -> str:
+                value = figures.get(name)
+                return "-" if not isinstance(value, int | float) else format(value, spec)
+
+            eps_lb, max_ref = shown("eps_lb", ".3f"), shown("max_refutable_epsilon", ".3f")
+            residual = shown("max_gradient_residual", ".2e")
+            accumulated = shown("max_accumulated_bound", ".2e")
+            noise = shown("measured_noise_std", ".2e")
             print(
                 f"   {case.id:<46} {eps_lb:>7} {max_ref:>9} {residual:>9} {accumulated:>9} "
-                f"{noise:>9} {seconds:>8.2f}  {'PASS' if result.passed else 'FAIL'}"
+                f"{noise:>9} {seconds:>8.2f}  {result.verdict}"
             )
         print(f"   {name}: {failed} of {len(cases)} certified checks failed")
 

@@ -40,8 +40,7 @@ import numpy as np
 import torch
 
 from pytest_unlearn.benchmarks import available_benchmarks, get_benchmark
-from pytest_unlearn.harness.cases import conformance_cases
-from pytest_unlearn.harness.evaluator import Evaluator
+from pytest_unlearn.harness.cases import conformance_cases, split_indices
 from pytest_unlearn.metric import margins
 from pytest_unlearn.store import Ensembles, default_cache_dir, load_or_build
 from pytest_unlearn.training import ensemble_logits, model_seed
@@ -78,7 +77,7 @@ def fresh_retrainings(ensembles: Ensembles, seeds: int, log) -> dict[tuple[str, 
     for fs in bench.forget_sets:
         for request in range(1, len(fs.requests) + 1):
             deleted = torch.tensor(fs.deleted_after(request), dtype=torch.int64)
-            retain = data.train_indices[~torch.isin(data.train_indices, deleted)]
+            retain = data.retain_after(deleted)
             out[fs.name, request] = []
             for seed in range(seeds):
                 started = time.perf_counter()
@@ -98,7 +97,7 @@ def rates(ensembles: Ensembles, fresh: dict, n: int, seeds: int) -> list[CaseRat
     pretrained = ensembles.pretrained_margins.numpy()
     rows = []
     for case in conformance_cases([bench.name]):
-        columns = Evaluator.split_indices(case).numpy()
+        columns = split_indices(bench, case).numpy()
         halves = ensembles.oracles[case.forget_set, case.request]
         half_a = halves.half_a.numpy()[:n][:, columns]
         cal = calibrate(

@@ -3,8 +3,10 @@
 Every writer of a file another process (or a later run) may read goes through here: the JSON
 report and plots, store manifests and fetch records, and the members xdist workers share.
 
->>> write_atomically(Path("out/report.json"), "{}")  # doctest: +SKIP
->>> replace_atomically(Path("out/plot.png"), lambda tmp: figure.savefig(tmp))  # doctest: +SKIP
+Example::
+
+    write_atomically(Path("out/report.json"), "{}")
+    replace_atomically(Path("out/plot.png"), lambda tmp: figure.savefig(tmp))
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ def temporary_sibling(path: Path) -> Path:
     Not ``tempfile.mkstemp``: its files are private (0600), and what we write should get the
     permissions the user's umask gives any other file.
 
-    >>> temporary_sibling(Path("out/unlearn.json")).name  # doctest: +SKIP
-    '.unlearn.json.12345.9f2c4e1a.tmp'
+    Example::
+
+        temporary_sibling(Path("out/unlearn.json")).name
+        '.unlearn.json.12345.9f2c4e1a.tmp'
     """
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 

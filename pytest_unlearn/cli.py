@@ -7,6 +7,7 @@
     python -m pytest_unlearn compare main.json pr.json     # a Markdown table of the reports
     python -m pytest_unlearn merge shard-*.json --out all.json
     python -m pytest_unlearn check-report unlearn-report.json   # fit to gate on?
+    python -m pytest_unlearn options                       # the --unlearn-* options (Markdown)
 
 Exit status 0 on success, 1 when a store fails verification, cannot be fetched or cannot be
 written (a full disk, an unwritable directory), 2 on a usage error (a bad argument, a device
@@ -122,7 +123,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from .store.fetch import materialize
-    from .store.manifest import verify_directory
+    from .store.reader import verify_directory
 
     source = args.source
     try:
@@ -262,6 +263,13 @@ def _check_report(args: argparse.Namespace) -> int:
     return FAILED if problems else 0
 
 
+def _options(args: argparse.Namespace) -> int:
+    from .settings import options_table
+
+    print(options_table(), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="python -m pytest_unlearn", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -325,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("report")
     check.set_defaults(run=_check_report)
+    commands.add_parser(
+        "options", help="the plugin's --unlearn-* options as a Markdown table (the README's)"
+    ).set_defaults(run=_options)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -27,7 +27,39 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from .benchmarks.spec import TrainingRecipe
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How every pretrained and oracle model of a benchmark is trained.
+
+    Methods receive it through ``context.recipe`` so they can scale their compute, and an
+    exact-unlearning baseline can retrain with it:
+
+    Example::
+
+        recipe = TrainingRecipe(epochs=30, lr=0.05, batch_size=64)
+        torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                        weight_decay=recipe.weight_decay)
+
+    The data order is a fresh random permutation of the training split every epoch, in
+    minibatches of ``batch_size`` (the last one may be smaller); the loss is the mean
+    cross-entropy of the minibatch; the optimizer is ``torch.optim.SGD``.
+
+    ``optimizer="newton"`` marks a convex benchmark whose models are *exact* minimizers of
+    their objective (see :mod:`pytest_unlearn.training.convex`): ``epochs`` is then the cap
+    on Newton steps, and ``lr``, ``batch_size`` and ``momentum`` are only SGD settings that
+    a fine-tuning method may use. ``loss_perturbation`` is the standard deviation of the
+    objective's random linear term ``<b, W>`` (Guo et al. 2020), 0 for none.
+    """
+
+    epochs: int
+    lr: float
+    batch_size: int
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    optimizer: str = "sgd"
+    loss: str = "cross_entropy"
+    loss_perturbation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,8 +69,10 @@ class DataSplit:
     ``indices`` are the points' positions in the benchmark's full data set, so a method that
     keeps per-point state across sequential requests can key it.
 
-    >>> for inputs, targets in forget.loader(batch_size=32, shuffle=False):  # doctest: +SKIP
-    ...     loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+    Example::
+
+        for inputs, targets in forget.loader(batch_size=32, shuffle=False):
+            loss = torch.nn.functional.cross_entropy(model(inputs), targets)
     """
 
     inputs: torch.Tensor

@@ -107,7 +107,7 @@ CERTIFIED_FIGURES = _figures(
     ("forget_set", "str", "", "forget set name"),
     ("request", "int", "", "request of a sequential schedule, from 1"),
     ("sequential", "bool", "", "whether the forget set is a sequential schedule"),
-    ("check", "str", "", "which check: blackbox or whitebox"),
+    ("check", "str", "", "the check's registered name: blackbox, whitebox, ..."),
     ("n_models", "int", "models", "ensemble size N"),
     ("claimed_epsilon", "float", "", "the claim's epsilon"),
     ("claimed_delta", "float", "", "the claim's delta"),

@@ -22,8 +22,10 @@ def load_method(spec: str, search_dir: Path, origin: str | None = None) -> Calla
     ``origin`` names where the spec was set (``--unlearn-method='x:y'``, the env variable, the
     ini key) and starts every error message.
 
-    >>> load_method("examples.do_nothing:unlearn", Path.cwd())  # doctest: +SKIP
-    <function unlearn at 0x...>
+    Example::
+
+        load_method("examples.do_nothing:unlearn", Path.cwd())
+        <function unlearn at 0x...>
     """
     origin = origin or f"--unlearn-method={spec!r}"
     module_name, sep, attribute = spec.partition(":")

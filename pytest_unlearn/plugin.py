@@ -125,6 +125,16 @@ def _baseline(settings: Settings) -> Any:
         return None
     from .benchmarks import get_benchmark
     from .harness.baseline import Baseline
+    from .report.json_report import ReportSchemaError, load_report
 
+    source = "--unlearn-baseline"
+    try:
+        report = load_report(settings.baseline)
+    except (OSError, UnicodeDecodeError) as error:
+        raise pytest.UsageError(f"{source}: cannot read {settings.baseline}: {error}") from None
+    except ReportSchemaError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
     fingerprints = {name: get_benchmark(name).fingerprint() for name in settings.benchmarks}
-    return Baseline.load(settings.baseline, n_models=settings.models, fingerprints=fingerprints)
+    return Baseline.of(
+        report, settings.baseline, n_models=settings.models, fingerprints=fingerprints
+    )

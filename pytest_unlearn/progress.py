@@ -4,16 +4,19 @@ terminal live, even from inside a test whose output pytest is capturing."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import pytest
 
+from .logs import Log
 
-def progress_writer(config: pytest.Config) -> Callable[[str], None]:
+
+def progress_writer(config: pytest.Config) -> Log:
     """A ``log(message)`` that prints past pytest's capture (``-q`` does not hide it).
 
-    >>> log = progress_writer(config)  # doctest: +SKIP
-    >>> log("building digits-mlp ...")  # doctest: +SKIP
+    Example::
+
+        log = progress_writer(config)
+        log("building digits-mlp ...")
     """
 
     def log(message: str) -> None:

@@ -30,10 +30,11 @@ from pytest_unlearn.benchmarks.cifar10_resnet9 import (
     NotBuildable,
     resnet9,
 )
-from pytest_unlearn.store import StoreError, read_ensembles
+from pytest_unlearn.store import StoreError, bind_forget_sets, read_ensembles
 from pytest_unlearn.store import easydub_import as easydub_module
 from pytest_unlearn.store.easydub_import import EasyDUBImportError, import_easydub
-from pytest_unlearn.store.manifest import MANIFEST_NAME, read_manifest, verify_directory
+from pytest_unlearn.store.manifest import MANIFEST_NAME, read_manifest
+from pytest_unlearn.store.reader import verify_directory
 
 N_PRETRAINED = 6
 N_ORACLES = 8
@@ -198,7 +199,7 @@ def test_pretrained_margins_are_train_then_validation_points(store: Path) -> Non
 def test_retain_columns_hold_easydubs_masked_retain_margins(tree: Path, store: Path) -> None:
     """Our evaluation's retain split (train minus forget) selects exactly EasyDUB's oracle
     "retain" files, and the forget split exactly its "forget" files."""
-    bench = TinyEasyDUB.from_store(store)
+    bench = bind_forget_sets(TinyEasyDUB(), store)
     for z in FORGET_SETS:
         forget = torch.tensor(bench.forget_set(f"set{z}").indices)
         train = torch.arange(N_TRAIN)
@@ -398,7 +399,7 @@ def test_a_subset_of_forget_sets_is_all_the_store_says_it_holds(
 
     store, _ = _import(tree, tmp_path / "store", forget_ids=[4])
     assert stored_forget_sets(store) == ("set4",)
-    bench = TinyEasyDUB.from_store(store)
+    bench = bind_forget_sets(TinyEasyDUB(), store)
     assert list(read_ensembles(bench, store, 3).oracles) == [("set4", 1)]
 
 
@@ -414,7 +415,7 @@ def test_a_forget_set_beyond_the_published_ten_is_a_stored_forget_set(tmp_path: 
 def test_bound_benchmark_reads_the_imported_store_as_ensembles(
     tree: Path, store: Path, cifar_npz: Path
 ) -> None:
-    bench = TinyEasyDUB.from_store(store)
+    bench = bind_forget_sets(TinyEasyDUB(), store)
     ensembles = read_ensembles(bench, store, 3)
     assert [fs.name for fs in bench.forget_sets] == ["set1", "set4"]
     checkpoint = tree / "models" / "cifar10" / "pretrain" / "resnet9" / "id_2_epoch_23.pt"
@@ -434,16 +435,16 @@ def test_unbound_benchmark_refuses_data_and_says_to_import() -> None:
 
 def test_load_data_without_local_cifar10_names_the_variable(store: Path) -> None:
     with pytest.raises(CIFAR10Unavailable, match=CIFAR10_NPZ_ENV):
-        TinyEasyDUB.from_store(store).load_data()
+        bind_forget_sets(TinyEasyDUB(), store).load_data()
 
 
-def test_a_missing_cifar10_file_is_a_store_error_naming_it_and_how_to_provide_it(
+def test_a_missing_cifar10_file_is_one_line_naming_it_and_how_to_provide_it(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "nowhere" / "cifar10.npz"
     monkeypatch.setenv(CIFAR10_NPZ_ENV, str(missing))
-    with pytest.raises(StoreError) as error:
-        TinyEasyDUB.from_store(store).load_data()
+    with pytest.raises(CIFAR10Unavailable) as error:
+        bind_forget_sets(TinyEasyDUB(), store).load_data()
     message = str(error.value)
     assert message.startswith(f"{missing}: no such file (named by {CIFAR10_NPZ_ENV})")
     assert "numpy.savez" in message and "x_train, y_train, x_test, y_test" in message
@@ -454,11 +455,11 @@ def test_missing_cifar10_data_fails_reading_the_store_not_running_the_method(
     store: Path,
 ) -> None:
     with pytest.raises(StoreError, match=f"{CIFAR10_NPZ_ENV} is not set"):
-        read_ensembles(TinyEasyDUB.from_store(store), store, 3)
+        read_ensembles(bind_forget_sets(TinyEasyDUB(), store), store, 3)
 
 
 def test_load_data_reads_a_local_cifar10_npz(store: Path, cifar_npz: Path) -> None:
-    data = TinyEasyDUB.from_store(store).load_data()
+    data = bind_forget_sets(TinyEasyDUB(), store).load_data()
     assert data.inputs.shape == (N_TRAIN + N_VAL, 3, 32, 32)
     assert data.train_indices.tolist() == list(range(N_TRAIN))
     assert data.validation_indices.tolist() == list(range(N_TRAIN, N_TRAIN + N_VAL))

@@ -17,7 +17,8 @@ import pytest
 from pytest_unlearn.benchmarks.digits_mlp import DigitsMLP
 from pytest_unlearn.store import StoreError, build_store, load_or_build
 from pytest_unlearn.store import builder as builder_module
-from pytest_unlearn.store.manifest import MANIFEST_NAME, verify_directory
+from pytest_unlearn.store.manifest import MANIFEST_NAME
+from pytest_unlearn.store.reader import verify_directory
 
 
 class QuickDigits(DigitsMLP):

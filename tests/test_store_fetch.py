@@ -33,7 +33,8 @@ from pytest_unlearn.store.fetch import (
     StoreError,
     materialize,
 )
-from pytest_unlearn.store.manifest import MANIFEST_NAME, Manifest, sha256_file, verify_directory
+from pytest_unlearn.store.manifest import MANIFEST_NAME, Manifest, sha256_file
+from pytest_unlearn.store.reader import verify_directory
 
 fetch_module = importlib.import_module("pytest_unlearn.store.fetch")
 

@@ -18,7 +18,8 @@ import pytest
 from http_fixture import StoreServer, light_import_code, make_store, running_server
 
 from pytest_unlearn.store.fetch import materialize
-from pytest_unlearn.store.manifest import MANIFEST_NAME, verify_directory
+from pytest_unlearn.store.manifest import MANIFEST_NAME
+from pytest_unlearn.store.reader import verify_directory
 
 # Long enough that processes released together are all inside materialize() at once.
 DELAY = 0.15
@@ -154,7 +155,7 @@ from pathlib import Path
 import pytest
 
 from pytest_unlearn.store.fetch import materialize
-from pytest_unlearn.store.manifest import verify_directory
+from pytest_unlearn.store.reader import verify_directory
 
 
 @pytest.mark.parametrize("i", range(8))

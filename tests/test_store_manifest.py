@@ -20,9 +20,9 @@ from pytest_unlearn.store.manifest import (
     StoreError,
     build_manifest,
     sha256_file,
-    verify_directory,
     write_manifest,
 )
+from pytest_unlearn.store.reader import verify_directory
 
 SHA = "ab" * 32
 

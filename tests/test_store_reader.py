@@ -24,9 +24,9 @@ from pytest_unlearn.store.manifest import (
     Manifest,
     build_manifest,
     read_manifest,
-    verify_directory,
     write_manifest,
 )
+from pytest_unlearn.store.reader import verify_directory
 
 MODELS = 2
 POINTS = 1797  # every labelled image of scikit-learn's digits

@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from .cifar10_resnet9 import CIFAR10ResNet9
 from .digits_logreg import DigitsLogReg
 from .digits_logreg_perturbed import DigitsLogRegPerturbed
@@ -16,16 +19,20 @@ from .digits_mlp import DigitsMLP
 from .mnist1d_cnn import Mnist1dCNN
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
-_REGISTRY: dict[str, Benchmark] = {
-    bench.name: bench
-    for bench in (
-        DigitsMLP(),
-        DigitsLogReg(),
-        DigitsLogRegPerturbed(),
-        Mnist1dCNN(),
-        CIFAR10ResNet9(),
-    )
-}
+#: Read-only: a run that needs a benchmark bound to its store's forget sets gets a new instance
+#: (``store.bind_forget_sets``), so no run changes what another sees.
+_REGISTRY: Mapping[str, Benchmark] = MappingProxyType(
+    {
+        bench.name: bench
+        for bench in (
+            DigitsMLP(),
+            DigitsLogReg(),
+            DigitsLogRegPerturbed(),
+            Mnist1dCNN(),
+            CIFAR10ResNet9(),
+        )
+    }
+)
 
 
 def available_benchmarks() -> tuple[str, ...]:

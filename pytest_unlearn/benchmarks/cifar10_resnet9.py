@@ -9,13 +9,10 @@ Two things it does not know by itself, and where they come from:
 
 - the forget sets' indices live in the store (``forget_sets/<name>.safetensors``). An unbound
   instance (the registered one) declares EasyDUB's ten published forget sets by name and kind so
-  that ``list`` and test collection work, but refuses to hand out indices or data;
-  :meth:`CIFAR10ResNet9.bind_store` (or :meth:`CIFAR10ResNet9.from_store`) reads them from an
-  imported store::
-
-      >>> bench = CIFAR10ResNet9.from_store(Path("stores/easydub"))  # doctest: +SKIP
-      >>> bench.forget_set("set4").kind  # doctest: +SKIP
-      'subpopulation'
+  that ``list`` and test collection work, but refuses to hand out indices or data. The store
+  layer reads the indices from an imported store and hands them over:
+  ``pytest_unlearn.store.bind_forget_sets(CIFAR10ResNet9(), store)`` returns a new instance
+  bound to them (:meth:`CIFAR10ResNet9.with_forget_sets`); the definition never reads a store.
 
 - the CIFAR-10 images: nothing here downloads them. ``load_data()`` reads a local copy from the
   ``.npz`` named by ``PYTEST_UNLEARN_CIFAR10_NPZ`` (keys ``x_train``, ``y_train``, ``x_test``,
@@ -34,12 +31,17 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from ..store.manifest import StoreError, read_manifest
-from .spec import Benchmark, Dataset, ForgetSet, ForgetSetKind, TrainingRecipe
+from .spec import (
+    Benchmark,
+    Dataset,
+    DataUnavailable,
+    ForgetSet,
+    ForgetSetKind,
+    NotBuildable,
+    TrainingRecipe,
+)
 
 #: The environment variable naming a local CIFAR-10 copy (an ``.npz``, see :func:`load_cifar10`).
 CIFAR10_NPZ_ENV = "PYTEST_UNLEARN_CIFAR10_NPZ"
@@ -79,10 +81,15 @@ def forget_set_name(easydub_id: int) -> str:
     return f"set{easydub_id}"
 
 
-def _forget_set_sort_key(name: str) -> tuple[int, str]:
-    """Numeric order (set2 before set10); a name that is not ``set<N>`` sorts after them."""
+def published_description(name: str) -> str:
+    """What EasyDUB published about forget set ``name`` (``set<N>``), or a generic label.
+
+    >>> published_description("set10")
+    'nearest in CLIP space to training image 6 (a cassowary)'
+    """
     match = _NAME_PATTERN.fullmatch(name)
-    return (int(match.group(1)), "") if match else (1 << 30, name)
+    published = EASYDUB_FORGET_SETS.get(int(match.group(1))) if match else None
+    return published[1] if published else "imported forget set"
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,7 @@ def resnet9(
     )
 
 
-class CIFAR10Unavailable(StoreError, RuntimeError):
+class CIFAR10Unavailable(DataUnavailable):
     """The CIFAR-10 images are not on this machine (or the local copy is malformed): a problem
     with the benchmark's data, reported like a store problem (one line), never as the method's."""
 
@@ -190,10 +197,6 @@ def _how_to_provide(name: str = "cifar10-resnet9") -> str:
         "y_train, x_test, y_test (e.g. written with numpy.savez from torchvision's "
         f"CIFAR10(...).data/.targets): set {CIFAR10_NPZ_ENV} to its path"
     )
-
-
-class NotBuildable(StoreError):
-    """The benchmark's ensembles can only be imported, and no store is bound to it."""
 
 
 def not_buildable_message(name: str) -> str:
@@ -213,8 +216,10 @@ def load_cifar10(path: Path | str, n_train: int, n_test: int) -> tuple[torch.Ten
     ``keras.datasets.cifar10`` hold) or NCHW; labels ``(n,)`` or ``(n, 1)``. Returns
     ``(x_train, y_train, x_test, y_test)``, the images float32 NCHW.
 
-    >>> x_train, y_train, x_test, y_test = load_cifar10(
-    ...     "cifar10.npz", 50_000, 10_000)  # doctest: +SKIP
+    Example::
+
+        x_train, y_train, x_test, y_test = load_cifar10(
+            "cifar10.npz", 50_000, 10_000)
     """
     path = Path(path)
     try:
@@ -267,8 +272,9 @@ class CIFAR10ResNet9(Benchmark):
     >>> bench = CIFAR10ResNet9()
     >>> [fs.name for fs in bench.forget_sets][:3]
     ['set1', 'set2', 'set3']
-    >>> bench.bind_store(Path("stores/easydub")).forget_set("set1").indices[:3]  # doctest: +SKIP
-    (1067, 2713, 4128)
+    >>> bound = bench.with_forget_sets((ForgetSet("set1", "random", (1067, 2713, 4128)),))
+    >>> bound.forget_set("set1").indices, bench is not bound
+    ((1067, 2713, 4128), True)
     """
 
     name = "cifar10-resnet9"
@@ -289,73 +295,26 @@ class CIFAR10ResNet9(Benchmark):
     n_validation: ClassVar[int] = 10_000
     widths: ClassVar[tuple[int, int, int, int]] = RESNET9_WIDTHS
 
-    def __init__(self, store: Path | str | None = None) -> None:
-        self._store: Path | None = None
-        self._bound: tuple[ForgetSet, ...] = ()
+    def __init__(self, forget_sets: tuple[ForgetSet, ...] | None = None) -> None:
+        #: The imported store's forget sets; None while unbound (the registered instance).
+        self._bound = forget_sets
         self._data: Dataset | None = None
-        if store is not None:
-            self.bind_store(store)
 
-    @classmethod
-    def from_store(cls, store: Path | str) -> CIFAR10ResNet9:
-        """A new instance whose forget sets are those of the imported ``store``."""
-        return cls(store)
+    def describe_imported(self, name: str) -> str:
+        return published_description(name)
 
-    @property
-    def store(self) -> Path | None:
-        """The store this instance is bound to, if any."""
-        return self._store
-
-    def bind_store(self, store: Path | str) -> CIFAR10ResNet9:
-        """Take the forget sets (names, kinds, indices) from the imported ``store``; returns self.
-
-        Raises :class:`StoreError` when the store holds another benchmark or a forget set's
-        indices are missing or malformed.
-        """
-        store = Path(store)
-        manifest = read_manifest(store)
-        if manifest.benchmark != self.name:
-            raise StoreError(f"{store} holds benchmark {manifest.benchmark!r}, not {self.name!r}")
-        forget_sets = []
-        for forget_name in sorted(manifest.forget_sets, key=_forget_set_sort_key):
-            kind = manifest.forget_sets[forget_name]
-            if kind not in ("random", "subpopulation"):
-                raise StoreError(
-                    f"{store}: forget set {forget_name!r} has kind {kind!r}; expected 'random' "
-                    "or 'subpopulation'"
-                )
-            path = store / "forget_sets" / f"{forget_name}.safetensors"
-            try:
-                indices = load_file(str(path))["indices"]
-            except (OSError, KeyError, SafetensorError) as error:
-                raise StoreError(
-                    f"{path}: cannot read the forget set's 'indices' ({error})"
-                ) from None
-            integer = indices.ndim == 1 and len(indices) > 0 and not indices.is_floating_point()
-            if not integer or indices.min() < 0 or indices.max() >= self.n_train:
-                raise StoreError(
-                    f"{path}: 'indices' must be a non-empty 1-D integer tensor of training "
-                    f"points (0..{self.n_train - 1})"
-                )
-            match = _NAME_PATTERN.fullmatch(forget_name)
-            published = EASYDUB_FORGET_SETS.get(int(match.group(1))) if match else None
-            described = published[1] if published else "imported forget set"
-            forget_sets.append(
-                ForgetSet(
-                    name=forget_name,
-                    kind=kind,  # type: ignore[arg-type]  # checked just above
-                    indices=tuple(int(i) for i in indices.tolist()),
-                    description=f"{described}; {len(indices)} images",
-                )
-            )
-        self._store, self._bound = store, tuple(forget_sets)
-        return self
+    def with_forget_sets(self, forget_sets: tuple[ForgetSet, ...]) -> CIFAR10ResNet9:
+        """A new instance bound to ``forget_sets`` (read from an imported store); this one,
+        the registry's included, is left as it is."""
+        bound = type(self)(tuple(forget_sets))
+        bound._data = self._data
+        return bound
 
     @property
     def forget_sets(self) -> tuple[ForgetSet, ...]:
         """Bound: the store's forget sets. Unbound: EasyDUB's ten published forget sets by name
         and kind, with *no indices* (``forget_set(name)`` refuses to hand those out)."""
-        if self._store is not None:
+        if self._bound is not None:
             return self._bound
         return tuple(
             ForgetSet(name=forget_set_name(i), kind=kind, indices=(), description=description)
@@ -365,7 +324,7 @@ class CIFAR10ResNet9(Benchmark):
     def forget_set(self, name: str) -> ForgetSet:
         """The bound store's forget set ``name``; :class:`NotBuildable` when nothing is bound,
         because the indices exist only in an imported store."""
-        if self._store is None:
+        if self._bound is None:
             raise NotBuildable(not_buildable_message(self.name))
         return super().forget_set(name)
 
@@ -378,7 +337,7 @@ class CIFAR10ResNet9(Benchmark):
         Unbound, this refuses (:class:`NotBuildable`): the only caller that needs data without
         a store is a local build, which this benchmark cannot do.
         """
-        if self._store is None:
+        if self._bound is None:
             raise NotBuildable(not_buildable_message(self.name))
         if self._data is None:
             self._data = self._load_cifar10()

@@ -1,7 +1,9 @@
 """How forget sets are chosen: deterministic selections shared by the benchmark definitions.
 
->>> anchor = pool[most_atypical(inputs[pool], targets[pool])]  # doctest: +SKIP
->>> knn = nearest(inputs, pool, anchor, 36)  # doctest: +SKIP
+Example::
+
+    anchor = pool[most_atypical(inputs[pool], targets[pool])]
+    knn = nearest(inputs, pool, anchor, 36)
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def atypical_neighbourhood(data: Dataset, size: int, noun: str) -> tuple[ForgetS
     training example farthest from its class mean), a subpopulation forget set; also its
     indices nearest first (the anchor's own neighbourhood order, which other selections use).
 
-    >>> knn36, nearest_first = atypical_neighbourhood(data, 36, "image")  # doctest: +SKIP
+    Example::
+
+        knn36, nearest_first = atypical_neighbourhood(data, 36, "image")
     """
     train = data.train_indices
     anchor = train[most_atypical(data.inputs[train], data.targets[train])]
@@ -65,8 +69,10 @@ def atypical_neighbourhood(data: Dataset, size: int, noun: str) -> tuple[ForgetS
 def random_forget_set(data: Dataset, size: int, seed: int, noun: str) -> ForgetSet:
     """``random{size}``: ``size`` training examples drawn uniformly from ``seed``.
 
-    >>> random_forget_set(data, 36, seed=36, noun="image").kind  # doctest: +SKIP
-    'random'
+    Example::
+
+        random_forget_set(data, 36, seed=36, noun="image").kind
+        'random'
     """
     drawn = uniform_sample(data.train_indices, size, seed)
     return ForgetSet(

@@ -17,39 +17,19 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ..contract import TrainingRecipe
+
 ForgetSetKind = Literal["random", "subpopulation"]
 
 
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """How every pretrained and oracle model of a benchmark is trained.
+class DataUnavailable(RuntimeError):
+    """The benchmark's data is not on this machine (or is malformed); the message says how to
+    provide it. The store layer reports it as a store problem, never as the method's."""
 
-    Methods receive it through ``context.recipe`` so they can scale their compute, and an
-    exact-unlearning baseline can retrain with it:
 
-    >>> recipe = TrainingRecipe(epochs=30, lr=0.05, batch_size=64)
-    >>> torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-    ...                 weight_decay=recipe.weight_decay)  # doctest: +SKIP
-
-    The data order is a fresh random permutation of the training split every epoch, in
-    minibatches of ``batch_size`` (the last one may be smaller); the loss is the mean
-    cross-entropy of the minibatch; the optimizer is ``torch.optim.SGD``.
-
-    ``optimizer="newton"`` marks a convex benchmark whose models are *exact* minimizers of
-    their objective (see :mod:`pytest_unlearn.training.convex`): ``epochs`` is then the cap
-    on Newton steps, and ``lr``, ``batch_size`` and ``momentum`` are only SGD settings that
-    a fine-tuning method may use. ``loss_perturbation`` is the standard deviation of the
-    objective's random linear term ``<b, W>`` (Guo et al. 2020), 0 for none.
-    """
-
-    epochs: int
-    lr: float
-    batch_size: int
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    optimizer: str = "sgd"
-    loss: str = "cross_entropy"
-    loss_perturbation: float = 0.0
+class NotBuildable(DataUnavailable):
+    """The benchmark's ensembles can only be imported, and it is not bound to a store's forget
+    sets (see :meth:`Benchmark.with_forget_sets`)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +88,16 @@ class Dataset:
     validation_indices: torch.Tensor
     num_classes: int
 
+    def retain_after(self, deleted: Any) -> torch.Tensor:
+        """The training points left once ``deleted`` (indices) are deleted, in order.
+
+        >>> data = Dataset(torch.zeros(5, 1), torch.zeros(5), torch.arange(4), torch.tensor([4]), 2)
+        >>> data.retain_after([1, 3]).tolist()
+        [0, 2]
+        """
+        deleted = torch.as_tensor(deleted, dtype=torch.int64)
+        return self.train_indices[~torch.isin(self.train_indices, deleted)]
+
 
 class Benchmark(ABC):
     """A benchmark definition; subclasses fill in the data, the model and the forget sets.
@@ -148,6 +138,16 @@ class Benchmark(ABC):
     @abstractmethod
     def forget_sets(self) -> tuple[ForgetSet, ...]:
         """The forget sets, each a subset of the training split."""
+
+    def with_forget_sets(self, forget_sets: tuple[ForgetSet, ...]) -> Benchmark:
+        """A new instance whose forget sets are ``forget_sets`` (an imported store's). Only a
+        benchmark with ``forget_sets_from_store`` takes them; the others define their own."""
+        raise NotImplementedError(f"{self.name} defines its own forget sets")
+
+    def describe_imported(self, name: str) -> str:
+        """A description of an imported forget set called ``name`` (what its store's files
+        cannot say)."""
+        return "imported forget set"
 
     def forget_set(self, name: str) -> ForgetSet:
         for forget_set in self.forget_sets:

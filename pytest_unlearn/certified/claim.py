@@ -51,7 +51,7 @@ class CertifiedClaim:
 
     >>> claim = CertifiedClaim(epsilon=1.0, delta=1e-5, noise_std=3e-3)
     >>> round(claim.residual_budget, 6)
-    0.000615
+    0.000614
     """
 
     epsilon: float

@@ -22,10 +22,16 @@ it computes the exact gradient of the benchmark's regularized, loss-perturbed ob
   noise_std)``; the suite regenerates it from that call's seed and checks the residual
   against it, and a declared ``perturbation`` that differs fails the check.
 
->>> report = check_case(objective, claim, outputs, certificates, inherited, inputs, targets)
-...  # doctest: +SKIP
->>> report.failures
-[]
+One model (zero weights, 3 classes, 4 features), one request, a reported bound far below its
+true residual:
+
+>>> claim = CertifiedClaim(epsilon=1.0, delta=1e-5, noise_std=3e-3)
+>>> inputs, targets = torch.ones(6, 4, dtype=torch.float64), torch.arange(6) % 3
+>>> b = fresh_perturbation(0, (3, 4), claim.noise_std)
+>>> weights, certificates = [[torch.zeros(3, 4)]], [[{"gradient_residual_bound": 1e-4}]]
+>>> report = check_case(claim, weights, certificates, [b], [(inputs, targets)], l2=1e-2)
+>>> report.passed, report.failures[0].split(" (")[0]
+(False, 'gradient residual exceeds the reported bound on 1 of 1 models')
 """
 
 from __future__ import annotations

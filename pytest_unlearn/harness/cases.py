@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..benchmarks import ForgetSet, get_benchmark
+import torch
+
+from ..benchmarks import Benchmark, ForgetSet, get_benchmark
+
+if TYPE_CHECKING:
+    pass
 
 Split = Literal["forget", "retain", "validation"]
 SPLITS: tuple[Split, ...] = ("forget", "retain", "validation")
@@ -17,7 +22,7 @@ def _prefix(benchmark: str, forget_set: str, request: int, sequential: bool) -> 
     return f"{benchmark}-{forget_set}" + (f"-req{request}" if sequential else "")
 
 
-def _requests(benchmarks: Iterable[str], profile: str) -> Iterator[tuple[str, ForgetSet, int]]:
+def requests_of(benchmarks: Iterable[str], profile: str) -> Iterator[tuple[str, ForgetSet, int]]:
     """(benchmark, forget set, request) of every request the profile keeps.
 
     The ``quick`` profile keeps the forget sets that test forgetting hardest: subpopulations
@@ -63,18 +68,16 @@ def conformance_cases(benchmarks: Iterable[str], profile: str = "full") -> list[
     """Every case of the selected benchmarks (and ``profile``), sorted by id."""
     cases = [
         ConformanceCase(name, fs.name, split, request, fs.sequential)
-        for name, fs, request in _requests(benchmarks, profile)
+        for name, fs, request in requests_of(benchmarks, profile)
         for split in SPLITS
     ]
     return sorted(cases, key=lambda case: case.id)
 
 
-CertifiedCheck = Literal["blackbox", "whitebox"]
-
-
 @dataclass(frozen=True)
 class CertifiedCase:
-    """One certified-claim test: a check of a forget set of a benchmark, after one request.
+    """One certified-claim test: a registered check (:mod:`.certified_checks`, by its name)
+    of a forget set of a benchmark, after one request.
 
     >>> CertifiedCase("digits-logreg-perturbed", "knn36", "whitebox").id
     'digits-logreg-perturbed-knn36-whitebox'
@@ -82,7 +85,7 @@ class CertifiedCase:
 
     benchmark: str
     forget_set: str
-    check: CertifiedCheck
+    check: str
     request: int = 1
     sequential: bool = False
 
@@ -97,16 +100,15 @@ class CertifiedCase:
         return _prefix(self.benchmark, self.forget_set, 1, False)
 
 
-def certified_cases(
-    benchmarks: Iterable[str], profile: str = "full", *, whitebox: bool = True
-) -> list[CertifiedCase]:
-    """The certified checks of a claiming method, sorted by id: the black-box audit on every
-    forget set (and request) the profile keeps, and the white-box checks where the benchmark
-    has an exact objective (and ``whitebox``, i.e. the claim states its noise)."""
-    cases = []
-    for name, fs, request in _requests(benchmarks, profile):
-        checks: tuple[CertifiedCheck, ...] = ("blackbox",)
-        if whitebox and get_benchmark(name).objective is not None:
-            checks = ("blackbox", "whitebox")
-        cases += [CertifiedCase(name, fs.name, c, request, fs.sequential) for c in checks]
-    return sorted(cases, key=lambda case: case.id)
+def split_indices(benchmark: Benchmark, case: ConformanceCase) -> torch.Tensor:
+    """The evaluation points of a case on ``benchmark``: everything deleted so far, what is
+    retained, or the validation split."""
+    data = benchmark.load_data()
+    deleted = torch.tensor(
+        benchmark.forget_set(case.forget_set).deleted_after(case.request), dtype=torch.int64
+    )
+    if case.split == "forget":
+        return deleted
+    if case.split == "retain":
+        return data.retain_after(deleted)
+    return data.validation_indices

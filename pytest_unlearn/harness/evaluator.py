@@ -15,23 +15,29 @@ import torch
 from ..benchmarks import Benchmark, get_benchmark
 from ..certified import claim_of
 from ..figures import points_property
+from ..logs import Log
 from ..metric import KLOM_MAX, KlomSummary, klom, summarize
 from ..settings import Settings
-from ..store import Ensembles, StoreError, load_or_build, read_ensembles, stored_forget_sets
+from ..store import (
+    Ensembles,
+    StoreError,
+    bind_forget_sets,
+    load_or_build,
+    read_ensembles,
+    stored_forget_sets,
+)
 from ..store.fetch import materialize
-from ..store.manifest import read_manifest
+from ..store.manifest import Manifest, read_manifest
+from ..store.reference_retrain import retrain_seconds
 from ..training import model_seed
-from ..training.reference_retrain import retrain_seconds
 from ..verdicts import Calibration, Decision, calibrate, decide, inconclusive_reason
 from ..verdicts.measured_sizes import conclusive_hint
 from .baseline import Baseline, Comparison, compare
-from .cases import CertifiedCase, ConformanceCase
+from .cases import CertifiedCase, ConformanceCase, split_indices
 from .certified_checks import CertifiedResult, run_check
 from .contract_checks import ContractViolation, raised_by_method
 from .method_runner import MethodRun, run_method
 from .shared_runs import MemberFailedElsewhere
-
-Log = Callable[[str], None]
 
 
 class MethodFailedEarlier(Exception):
@@ -193,9 +199,11 @@ class Evaluator:
     """Owns everything a run computes once: ensembles per benchmark, the method's outputs per
     forget set, and calibrations per case.
 
-    >>> evaluator = Evaluator(settings, method)  # doctest: +SKIP
-    >>> evaluator.evaluate(ConformanceCase("digits-mlp", "knn36", "forget")).passed
-    True
+    Example::
+
+        evaluator = Evaluator(settings, method)
+        evaluator.evaluate(ConformanceCase("digits-mlp", "knn36", "forget")).passed
+        True
     """
 
     def __init__(
@@ -220,7 +228,7 @@ class Evaluator:
         self._retrain_seconds: dict[str, float] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
         self._fingerprints: dict[str, str] = {}
-        self._stored_forget_sets: dict[str, tuple[str, ...] | None] = {}
+        self._store: tuple[Path, Manifest] | None = None
         #: The method's certified claim (``@certified``), or None: no certified cases.
         self.claim = claim_of(method)
 
@@ -244,13 +252,13 @@ class Evaluator:
     def _load_ensembles(self, bench: Benchmark) -> Ensembles:
         settings = self.settings
         if settings.store is not None:
-            local = self._materialized_store()
-            if read_manifest(local).benchmark == bench.name:
-                bind_store = getattr(bench, "bind_store", None)
-                if bind_store is not None:  # imported benchmarks take their forget sets from it
-                    bind_store(local)
+            local, manifest = self._store_manifest()
+            if manifest.benchmark == bench.name:
+                # An imported benchmark gets its forget sets from the store (a new instance;
+                # the registry's is never changed); the manifest is read once per run.
+                bench = bind_forget_sets(bench, local, manifest)
                 self._store_ids[bench.name] = _manifest_digest(local)
-                return read_ensembles(bench, local, settings.models)
+                return read_ensembles(bench, local, settings.models, manifest=manifest)
         ensembles = load_or_build(
             bench, settings.models, settings.cache_dir, device=settings.device, log=self._log
         )
@@ -259,18 +267,21 @@ class Evaluator:
         )
         return ensembles
 
-    def _materialized_store(self) -> Path:
-        """``--unlearn-store`` as a verified local directory (fetched once, then cached)."""
-        settings = self.settings
-        assert settings.store is not None
-        return materialize(
-            settings.store,
-            settings.cache_dir / "downloads",
-            offline=settings.offline,
-            log=self._log,
-            stall_seconds=settings.download_stall,
-            deadline_seconds=settings.download_deadline,
-        )
+    def _store_manifest(self) -> tuple[Path, Manifest]:
+        """``--unlearn-store`` as a verified local directory and its manifest, once per run."""
+        if self._store is None:
+            settings = self.settings
+            assert settings.store is not None
+            local = materialize(
+                settings.store,
+                settings.cache_dir / "downloads",
+                offline=settings.offline,
+                log=self._log,
+                stall_seconds=settings.download_stall,
+                deadline_seconds=settings.download_deadline,
+            )
+            self._store = (local, read_manifest(local))
+        return self._store
 
     def stored_forget_sets(self, benchmark: str) -> tuple[str, ...] | None:
         """The forget sets ``--unlearn-store`` holds for ``benchmark``, when the benchmark takes
@@ -280,14 +291,13 @@ class Evaluator:
         bench = get_benchmark(benchmark)
         if self.settings.store is None or not bench.forget_sets_from_store:
             return None
-        if benchmark not in self._stored_forget_sets:
-            try:
-                local = self._materialized_store()
-                ours = read_manifest(local).benchmark == benchmark
-                self._stored_forget_sets[benchmark] = stored_forget_sets(local) if ours else None
-            except StoreError:
-                self._stored_forget_sets[benchmark] = None
-        return self._stored_forget_sets[benchmark]
+        try:
+            local, manifest = self._store_manifest()
+            if manifest.benchmark != benchmark:
+                return None
+            return stored_forget_sets(local, manifest=manifest)
+        except StoreError:
+            return None
 
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)
@@ -342,20 +352,9 @@ class Evaluator:
             )
         return self._retrain_seconds[benchmark]
 
-    @staticmethod
-    def split_indices(case: ConformanceCase) -> torch.Tensor:
-        """The evaluation points of a case: everything deleted so far, what is retained, or
-        the validation split."""
-        bench = get_benchmark(case.benchmark)
-        data = bench.load_data()
-        deleted = torch.tensor(
-            bench.forget_set(case.forget_set).deleted_after(case.request), dtype=torch.int64
-        )
-        if case.split == "forget":
-            return deleted
-        if case.split == "retain":
-            return data.train_indices[~torch.isin(data.train_indices, deleted)]
-        return data.validation_indices
+    def split_indices(self, case: ConformanceCase) -> torch.Tensor:
+        """The evaluation points of a case, on the run's (possibly store-bound) benchmark."""
+        return split_indices(self.ensembles(case.benchmark).benchmark, case)
 
     def calibration(self, case: ConformanceCase) -> Calibration:
         if case not in self._calibrations:

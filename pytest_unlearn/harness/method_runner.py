@@ -16,14 +16,13 @@ from typing import Any
 import torch
 
 from ..contract import DataSplit, UnlearnContext
+from ..logs import Log
 from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
 from .call_guard import guarded_call
 from .contract_checks import StateSpec, evaluated_model, mark_raised_by_method, returned_state
 from .shared_runs import MemberRun, RunBoard, run_key
-
-Log = Callable[[str], None]
 
 
 def call_seed(salt: int, benchmark: str, forget_set: str, request: int, index: int) -> int:
@@ -87,10 +86,9 @@ def request_splits(
     """The ``forget`` (this request's points) and ``retain`` (train minus everything deleted
     so far) splits handed to the method for ``request`` (1-based)."""
     fs = ensembles.benchmark.forget_set(forget_set)
-    train = ensembles.benchmark.load_data().train_indices
     deleted = torch.tensor(fs.deleted_after(request), dtype=torch.int64)
     forget = torch.tensor(sorted(fs.requests[request - 1]), dtype=torch.int64)
-    retain = train[~torch.isin(train, deleted)]
+    retain = ensembles.benchmark.load_data().retain_after(deleted)
     return _split(ensembles, forget, device), _split(ensembles, retain, device)
 
 
@@ -242,9 +240,11 @@ def run_method(
     forget set at the same time split its members (:mod:`.shared_runs`); the results are the
     same as without it.
 
-    >>> run = run_method(method, ensembles, "knn36", torch.device("cpu"))  # doctest: +SKIP
-    >>> run.margins[1].shape  # doctest: +SKIP
-    torch.Size([16, 1797])
+    Example::
+
+        run = run_method(method, ensembles, "knn36", torch.device("cpu"))
+        run.margins[1].shape
+        torch.Size([16, 1797])
     """
     benchmark = ensembles.benchmark
     run_inputs = RunInputs.of(ensembles, forget_set, device)

@@ -5,9 +5,11 @@ contract, or failed in a test that already shows the traceback, fails with one l
 that cannot run here is skipped with its reason; otherwise the figures become ``unlearn_*``
 properties and the verdict decides pass or fail.
 
->>> with one_line_failures():  # doctest: +SKIP
-...     result = unlearn_evaluator.evaluate(unlearn_case)
->>> record_verdict(result, record_property)  # doctest: +SKIP
+Example::
+
+    with one_line_failures():
+        result = unlearn_evaluator.evaluate(unlearn_case)
+    record_verdict(result, record_property)
 """
 
 from __future__ import annotations

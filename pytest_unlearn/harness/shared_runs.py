@@ -13,11 +13,13 @@ A member is claimed only right before it is run, so whoever waits waits for a pr
 running that member. Nothing waits on a member nobody runs: a failure is published too
 (``model-K.error``), and a claim whose process has died (a crashed xdist worker) is taken over.
 
-    >>> board = RunBoard(shared_dir / run_key("digits-mlp", "knn36", fingerprint))  # doctest: +SKIP
-    >>> for index in board.claims(range(n_models)):  # doctest: +SKIP
-    ...     board.publish(index, run_member(index))
-    >>> board.wait(range(n_models), take_over=...)  # doctest: +SKIP
-    >>> members = [board.read(i) for i in range(n_models)]  # doctest: +SKIP
+    Example::
+
+        board = RunBoard(shared_dir / run_key("digits-mlp", "knn36", fingerprint))
+        for index in board.claims(range(n_models)):
+            board.publish(index, run_member(index))
+        board.wait(range(n_models), take_over=...)
+        members = [board.read(i) for i in range(n_models)]
 
 Limitation: the directory must be one the workers share, i.e. workers on the controller's
 machine (xdist's ``-n``); remote ``--tx`` workers that cannot see it run every member

@@ -26,9 +26,11 @@ MAX_BYTES = 1 << 20
 def read_xfail_file(path: Path, known_ids: Iterable[str], source: str) -> dict[str, str]:
     """Parse ``path`` into ``{test id: reason}``; a usage error for unknown ids or bad lines.
 
-    >>> read_xfail_file(Path("xfail.txt"), ["digits-mlp-knn36-forget"], "--unlearn-xfail-file")
-    ... # doctest: +SKIP
-    {'digits-mlp-knn36-forget': 'forgets too little'}
+    Example::
+
+        read_xfail_file(Path("xfail.txt"), ["digits-mlp-knn36-forget"], "--unlearn-xfail-file")
+
+        {'digits-mlp-knn36-forget': 'forgets too little'}
     """
     text = _read_text(Path(path), source)
     known = set(known_ids)

@@ -7,8 +7,10 @@ band the verdict uses), in a table suited to a pull-request comment or ``$GITHUB
 matrix (one benchmark per job, say) into one report that ``compare`` and
 ``--unlearn-baseline`` accept.
 
->>> table = compare_reports([("main", main_report), ("pr", pr_report)])  # doctest: +SKIP
->>> print(table)  # doctest: +SKIP
+Example::
+
+    table = compare_reports([("main", main_report), ("pr", pr_report)])
+    print(table)
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ never sees a half-written report, and a failed write leaves the previous report 
 The format is documented field by field in ``docs/reports.md``; :func:`load_report` reads it back
 and refuses any other schema.
 
->>> config.pluginmanager.register(JsonReport("unlearn.json"))  # doctest: +SKIP
->>> load_report("unlearn.json")["records"][0]["verdict"]  # doctest: +SKIP
-'FAIL'
+Example::
+
+    config.pluginmanager.register(JsonReport("unlearn.json"))
+    load_report("unlearn.json")["records"][0]["verdict"]
+    'FAIL'
 """
 
 from __future__ import annotations
@@ -171,8 +173,10 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Unknown extra fields are accepted: a later version of schema 1 may add some.
 
-    >>> load_report("unlearn.json")["schema"]  # doctest: +SKIP
-    'pytest-unlearn-report/1'
+    Example::
+
+        load_report("unlearn.json")["schema"]
+        'pytest-unlearn-report/1'
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -249,8 +253,9 @@ def _method_spec(config: pytest.Config) -> str | None:
 class JsonReport:
     """A controller-only pytest plugin that writes the JSON report at the end of the session.
 
-    >>> config.pluginmanager.register(JsonReport(Path("unlearn.json")), "unlearn-json-report")
-    ... # doctest: +SKIP
+    Example::
+
+        config.pluginmanager.register(JsonReport(Path("unlearn.json")), "unlearn-json-report")
     """
 
     def __init__(self, path: str | os.PathLike[str], run: dict[str, Any] | None = None) -> None:

@@ -9,7 +9,9 @@ dotted 0.95 line, so "passes" reads as "the method's curve crosses 0.95 left of 
 Controller-only. matplotlib is imported only when the session ends and only when plots were
 asked for; without it the run says so in one terminal line and writes nothing.
 
->>> config.pluginmanager.register(PlotWriter("unlearn-plots"))  # doctest: +SKIP
+Example::
+
+    config.pluginmanager.register(PlotWriter("unlearn-plots"))
 """
 
 from __future__ import annotations
@@ -169,9 +171,11 @@ def _save_png(figure: Any, path: Path) -> None:
 class PlotWriter:
     """A controller-only pytest plugin that writes the plots at the end of the session.
 
-    >>> writer = PlotWriter(Path("plots"))
-    >>> writer.write(records)  # doctest: +SKIP
-    [PosixPath('plots/digits-mlp-knn36.png'), PosixPath('plots/digits-mlp-random36.png')]
+    Example::
+
+        writer = PlotWriter(Path("plots"))
+        writer.write(records)
+        [PosixPath('plots/digits-mlp-knn36.png'), PosixPath('plots/digits-mlp-random36.png')]
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:

@@ -146,10 +146,12 @@ class RecordCollector:
     the controller, so a collector on the controller sees the same records with or without
     ``-n``. Feed it every report; it ignores unrelated tests.
 
-    >>> collector = RecordCollector()
-    >>> collector.add(report)  # doctest: +SKIP
-    >>> [record.test_id for record in collector.records()]  # doctest: +SKIP
-    ['digits-mlp-knn36-forget']
+    Example::
+
+        collector = RecordCollector()
+        collector.add(report)
+        [record.test_id for record in collector.records()]
+        ['digits-mlp-knn36-forget']
     """
 
     def __init__(self, case_property: str = CASE_PROPERTY) -> None:

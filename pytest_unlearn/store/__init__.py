@@ -1,5 +1,6 @@
 """Ensemble stores: built locally into a cache, or fetched from a published source, verified."""
 
+from .binding import bind_forget_sets
 from .builder import MAX_MODELS, build_store
 from .ensembles import Ensembles, OracleHalves
 from .local_cache import default_cache_dir, load_or_build
@@ -12,6 +13,7 @@ __all__ = [
     "OracleHalves",
     "OutputRefused",
     "StoreError",
+    "bind_forget_sets",
     "build_store",
     "default_cache_dir",
     "load_or_build",

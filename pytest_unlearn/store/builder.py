@@ -25,9 +25,7 @@ import secrets
 import shutil
 import socket
 import stat
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,12 +33,11 @@ import torch
 from safetensors.torch import save_file
 
 from ..benchmarks.spec import Benchmark
+from ..logs import Log, stderr_log
 from ..metric import margins
 from ..training import ensemble_logits, model_seed
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import StoreError, check_output_directory, seal_store
-
-Log = Callable[[str], None]
 
 MAX_MODELS = 10_000
 """The largest ensemble size a store is built for (``build --models``, ``--unlearn-models``).
@@ -51,10 +48,6 @@ ensemble: time and memory grow linearly in N, and 10,000 is already about 100 ti
 default of 100 (hours of CPU time, gigabytes of memory). Ask for more and the build is
 refused up front instead of running out of memory after hours.
 """
-
-
-def stderr_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def check_ensemble_size(n_models: int) -> None:
@@ -159,8 +152,10 @@ def build_store(
     complete. ``ValueError`` for an ensemble size outside ``2..MAX_MODELS``; any failure to
     write (unwritable directory, full disk) is one :class:`StoreError`.
 
-    >>> build_store(get_benchmark("digits-mlp"), 8, Path("/tmp/store"))  # doctest: +SKIP
-    PosixPath('/tmp/store')
+    Example::
+
+        build_store(get_benchmark("digits-mlp"), 8, Path("/tmp/store"))
+        PosixPath('/tmp/store')
     """
     check_ensemble_size(n_models)
     if not benchmark.buildable:
@@ -234,7 +229,7 @@ def _build_into(
     for forget_set in benchmark.forget_sets:
         for request in range(1, len(forget_set.requests) + 1):
             deleted = torch.tensor(forget_set.deleted_after(request), dtype=torch.int64)
-            retain = data.train_indices[~torch.isin(data.train_indices, deleted)]
+            retain = data.retain_after(deleted)
             # Plain forget sets keep the role names (and so the seeds) they always had.
             role = forget_set.name + (f"-req{request}" if forget_set.sequential else "")
             halves = {

@@ -25,8 +25,10 @@ Of the oracles, ids ``0..N-1`` become half A and ``N..2N-1`` half B, with
 only on torch >= 2.6: before 2.6 that loader could still be made to run code
 (CVE-2025-32434), so the importer refuses to run on an older torch.
 
->>> import_easydub(Path("EasyDUB-dataset"), Path("stores/easydub"), models=100)  # doctest: +SKIP
-PosixPath('stores/easydub')
+Example::
+
+    import_easydub(Path("EasyDUB-dataset"), Path("stores/easydub"), models=100)
+    PosixPath('stores/easydub')
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ import torch
 
 from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, forget_set_name
 from ..benchmarks.spec import ForgetSet, ForgetSetKind
-from .builder import Log, remove_stale_staging, save_tensors, staging_name, stderr_log
+from ..logs import Log, stderr_log
+from .builder import check_ensemble_size, remove_stale_staging, save_tensors, staging_name
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import OutputRefused, StoreError, check_output_directory, seal_store
 
@@ -328,11 +331,12 @@ def import_easydub(
     failed import leaves ``out`` as it was. Raises :class:`EasyDUBImportError` (one line,
     naming the file) for a tree that is not EasyDUB's.
 
-    >>> import_easydub("EasyDUB-dataset", "stores/easydub", forget_ids=[1, 4])  # doctest: +SKIP
-    PosixPath('stores/easydub')
+    Example::
+
+        import_easydub("EasyDUB-dataset", "stores/easydub", forget_ids=[1, 4])
+        PosixPath('stores/easydub')
     """
-    if models < 2:
-        raise ValueError(f"an ensemble needs at least 2 models, got {models}")
+    check_ensemble_size(models)
     check_torch_version()
     bench = benchmark if benchmark is not None else CIFAR10ResNet9()
     tree, out = _Tree(Path(source)), Path(out)

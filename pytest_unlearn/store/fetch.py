@@ -1,9 +1,11 @@
 """Materialize a store from a local directory, ``file://`` or ``http(s)://`` URL, verified.
 
->>> store = materialize("https://huggingface.co/datasets/org/name/resolve/<commit>",
-...                     Path("~/.cache/pytest-unlearn").expanduser())  # doctest: +SKIP
->>> (store / "manifest.json").is_file()  # doctest: +SKIP
-True
+Example::
+
+    store = materialize("https://huggingface.co/datasets/org/name/resolve/<commit>",
+                        Path("~/.cache/pytest-unlearn").expanduser())
+    (store / "manifest.json").is_file()
+    True
 
 Cache layout under ``cache_dir``::
 
@@ -64,6 +66,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..atomic_files import write_atomically
+from ..logs import Log
 from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
 from .manifest import (
     MANIFEST_NAME,
@@ -84,7 +87,6 @@ __all__ = [
     "materialize",
 ]
 
-Log = Callable[[str], None]
 T = TypeVar("T")
 
 USER_AGENT = "pytest-unlearn"
@@ -166,10 +168,12 @@ def materialize(
     :class:`OfflineError` unless the store is already cached. Every failure is a
     :class:`StoreError` and leaves no partial or unverified file in the cache.
 
-    >>> materialize("/data/stores/digits-mlp", Path("/tmp/cache"))  # doctest: +SKIP
-    PosixPath('/data/stores/digits-mlp')
-    >>> materialize("http://127.0.0.1:8000/digits", Path("/tmp/cache"))  # doctest: +SKIP
-    PosixPath('/tmp/cache/stores/5be1...')
+    Example::
+
+        materialize("/data/stores/digits-mlp", Path("/tmp/cache"))
+        PosixPath('/data/stores/digits-mlp')
+        materialize("http://127.0.0.1:8000/digits", Path("/tmp/cache"))
+        PosixPath('/tmp/cache/stores/5be1...')
     """
     if retries < 1:
         raise ValueError(f"retries must be at least 1 (the first attempt), got {retries}")

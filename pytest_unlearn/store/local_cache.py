@@ -16,7 +16,8 @@ import platformdirs
 import torch
 
 from ..benchmarks.spec import Benchmark
-from .builder import Log, build_store, check_ensemble_size, stderr_log
+from ..logs import Log, stderr_log
+from .builder import build_store, check_ensemble_size
 from .ensembles import Ensembles
 from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
 from .manifest import StoreError, read_manifest
@@ -43,9 +44,11 @@ def load_or_build(
     file it does not list, ...), is rebuilt. ``lock_timeout`` is how many seconds to wait for
     another process building the same store (None: forever) before :class:`.LockTimeout`.
 
-    >>> ens = load_or_build(get_benchmark("digits-mlp"), 8, Path("/tmp/cache"))  # doctest: +SKIP
-    >>> ens.pretrained_margins.shape  # doctest: +SKIP
-    torch.Size([8, 1797])
+    Example::
+
+        ens = load_or_build(get_benchmark("digits-mlp"), 8, Path("/tmp/cache"))
+        ens.pretrained_margins.shape
+        torch.Size([8, 1797])
     """
     check_ensemble_size(n_models)
     store = Path(cache_dir) / benchmark.name / benchmark.fingerprint()

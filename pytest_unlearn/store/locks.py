@@ -7,9 +7,11 @@ process. The lock itself is an OS lock (``filelock``): a killed holder releases 
 
 Only the standard library and ``filelock``: the fetch module uses this without torch.
 
->>> with held_lock(Path("/tmp/x.lock"), what="building digits-mlp", say=print,
-...                timeout=60):  # doctest: +SKIP
-...     ...
+Example::
+
+    with held_lock(Path("/tmp/x.lock"), what="building digits-mlp", say=print,
+                   timeout=60):
+        ...
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +28,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..atomic_files import write_atomically
+from ..logs import Log
 from .manifest import StoreError, load_json
-
-Log = Callable[[str], None]
 
 #: Default for ``lock_timeout``: how long to wait for another process's build or download of
 #: the same store (the largest local build takes minutes; a download of a big store can take

@@ -345,8 +345,10 @@ def _check_entries(entries: list[FileEntry] | tuple[FileEntry, ...], source: str
 def sha256_file(path: Path | str) -> str:
     """The sha256 (lowercase hex) of a file, read in 1 MiB blocks so memory stays flat.
 
-    >>> sha256_file(Path("/dev/null"))  # doctest: +SKIP
-    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    Example::
+
+        sha256_file(Path("/dev/null"))
+        'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
     """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -365,40 +367,6 @@ def read_manifest(root: Path) -> Manifest:
     except OSError as exc:
         raise StoreError(f"cannot read manifest {path}: {exc}") from None
     return Manifest.parse(raw, source=str(path))
-
-
-def verify_directory(root: Path) -> list[str]:
-    """Check the store at ``root`` against its manifest; the problems found, one line each.
-
-    Every listed file must match its size and sha256; every file on disk must be listed (a file
-    the manifest does not list was never verified, so no reader may trust it; names starting
-    with ``.`` are skipped, e.g. ``.git``); and every file the store's forget sets need
-    (:func:`.reader.missing_files`) must be listed. An empty list means the store is good.
-
-    >>> verify_directory(Path("/path/to/store"))  # doctest: +SKIP
-    ['pretrained/weights.safetensors: sha256 mismatch: expected 3f..., got 9c...']
-    """
-    from .reader import missing_files  # the layout needs torch; this module must not
-
-    root = Path(root)
-    try:
-        manifest = read_manifest(root)
-    except StoreError as exc:
-        return [str(exc)]
-    problems = []
-    for entry in manifest.files:
-        try:
-            problem = check_file(root / entry.path, entry)
-        except OSError as exc:
-            problem = f"{entry.path}: cannot read it ({exc.strerror or exc})"
-        if problem is not None:
-            problems.append(problem)
-    problems += [
-        f"{path}: on disk but not listed in {MANIFEST_NAME} (never verified: remove it)"
-        for path in unlisted_files(root, manifest)
-    ]
-    problems += missing_files(manifest)
-    return problems
 
 
 def unlisted_files(root: Path, manifest: Manifest) -> list[str]:
@@ -438,8 +406,10 @@ def check_file(path: Path, entry: FileEntry, *, sha256: str | None = None) -> st
 def write_manifest(root: Path, manifest: Manifest) -> Path:
     """Write ``root/manifest.json`` atomically (temp file, then rename), so no reader sees half.
 
-    >>> write_manifest(Path("/tmp/store"), manifest)  # doctest: +SKIP
-    PosixPath('/tmp/store/manifest.json')
+    Example::
+
+        write_manifest(Path("/tmp/store"), manifest)
+        PosixPath('/tmp/store/manifest.json')
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -461,8 +431,10 @@ def build_manifest(
 
     It is returned, not written: call :func:`write_manifest` to store it.
 
-    >>> m = build_manifest(Path("/tmp/store"), benchmark="digits-mlp", fingerprint="abc",
-    ...                    n_models=8, recipe={}, forget_sets={})  # doctest: +SKIP
+    Example::
+
+        m = build_manifest(Path("/tmp/store"), benchmark="digits-mlp", fingerprint="abc",
+                           n_models=8, recipe={}, forget_sets={})
     """
     root = Path(root)
     entries = tuple(
@@ -489,10 +461,8 @@ def check_output_directory(out: Path) -> None:
     """Refuse to write a store over ``out`` unless it is absent, an empty directory, or a
     store (it holds ``manifest.json``): anything else may be the user's, and is never deleted.
 
-    >>> check_output_directory(Path.home())  # doctest: +SKIP
-    Traceback (most recent call last):
-    ...
-    OutputRefused: /home/me: not empty and not a store (no manifest.json); refusing to replace it
+    For example ``check_output_directory(Path.home())`` raises :class:`OutputRefused`:
+    "/home/me: not empty and not a store (no manifest.json); refusing to replace it".
     """
     out = Path(out)
     if out.is_symlink():
@@ -523,8 +493,10 @@ def seal_store(staging: Path, out: Path, **fields: Any) -> Manifest:
     again first (:func:`check_output_directory`): something that appeared there during the build
     and is not a store is left alone (:class:`OutputRefused`).
 
-    >>> seal_store(Path("/tmp/out.staging"), Path("/tmp/out"), benchmark="digits-mlp",
-    ...            fingerprint="abc", n_models=8, recipe={}, forget_sets={})  # doctest: +SKIP
+    Example::
+
+        seal_store(Path("/tmp/out.staging"), Path("/tmp/out"), benchmark="digits-mlp",
+                   fingerprint="abc", n_models=8, recipe={}, forget_sets={})
     """
     import shutil
 

@@ -22,28 +22,37 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from ..benchmarks.spec import Benchmark, ForgetSet
+from ..benchmarks.spec import Benchmark, DataUnavailable, ForgetSet
 from .ensembles import Ensembles, OracleHalves
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
-from .manifest import MANIFEST_NAME, Manifest, StoreError, read_manifest
+from .manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    StoreError,
+    check_file,
+    read_manifest,
+    unlisted_files,
+)
 
 
-def stored_forget_sets(store: Path) -> tuple[str, ...]:
+def stored_forget_sets(store: Path, *, manifest: Manifest | None = None) -> tuple[str, ...]:
     """The forget sets the store at ``store`` holds, by name, as its manifest lists them
     (numbers in names sort numerically: ``set2`` before ``set10``).
 
     Raises :class:`StoreError` when the manifest is unreadable or lists a forget set whose
     files it does not list.
 
-    >>> stored_forget_sets(Path("stores/easydub-sets-1-4"))  # doctest: +SKIP
-    ('set1', 'set4')
+    Example::
+
+        stored_forget_sets(Path("stores/easydub-sets-1-4"))
+        ('set1', 'set4')
     """
     store = Path(store)
-    manifest = read_manifest(store)
+    manifest = manifest if manifest is not None else read_manifest(store)
     problems = missing_files(manifest)
     if problems:
         raise StoreError(f"store {store}: {problems[0]}")
-    return tuple(sorted(manifest.forget_sets, key=_natural))
+    return tuple(sorted(manifest.forget_sets, key=natural_order))
 
 
 def missing_files(manifest: Manifest) -> list[str]:
@@ -63,11 +72,12 @@ def missing_files(manifest: Manifest) -> list[str]:
         (PRETRAINED_WEIGHTS, "the pretrained models"),
         (PRETRAINED_MARGINS, "the pretrained models' margins"),
     ]
-    for name in sorted(manifest.forget_sets, key=_natural):
+    for name in sorted(manifest.forget_sets, key=natural_order):
         if known is not None and name not in known:
+            defined = ", ".join(sorted(known, key=natural_order))
             problems.append(
                 f"{MANIFEST_NAME}: forget set {name!r} is not one benchmark "
-                f"{manifest.benchmark!r} defines (known: {', '.join(sorted(known, key=_natural))})"
+                f"{manifest.benchmark!r} defines (known: {defined})"
             )
             continue
         plain = ForgetSet(name, "random", ())
@@ -92,7 +102,9 @@ def missing_files(manifest: Manifest) -> list[str]:
     return problems
 
 
-def read_ensembles(benchmark: Benchmark, store: Path, n_models: int) -> Ensembles:
+def read_ensembles(
+    benchmark: Benchmark, store: Path, n_models: int, *, manifest: Manifest | None = None
+) -> Ensembles:
     """The first ``n_models`` members of every ensemble in ``store``, for the forget sets its
     manifest lists (:func:`stored_forget_sets`).
 
@@ -101,10 +113,12 @@ def read_ensembles(benchmark: Benchmark, store: Path, n_models: int) -> Ensemble
     or holds a file or tensor that does not fit the benchmark (module docstring). The
     benchmark's data is loaded (to count its points), so missing data is a StoreError here too.
 
-    >>> read_ensembles(get_benchmark("digits-mlp"), Path("/tmp/store"), 8)  # doctest: +SKIP
+    Example::
+
+        read_ensembles(get_benchmark("digits-mlp"), Path("/tmp/store"), 8)
     """
     store = Path(store)
-    manifest = read_manifest(store)
+    manifest = manifest if manifest is not None else read_manifest(store)
     if manifest.benchmark != benchmark.name:
         raise StoreError(f"{store} holds benchmark {manifest.benchmark!r}, not {benchmark.name!r}")
     if manifest.fingerprint != benchmark.fingerprint():
@@ -120,21 +134,21 @@ def read_ensembles(benchmark: Benchmark, store: Path, n_models: int) -> Ensemble
     points = _n_points(benchmark)
     with torch.random.fork_rng(devices=[]):
         reference = benchmark.build_model().state_dict()
-    with _open(store, manifest, PRETRAINED_WEIGHTS) as weights:
+    with open_listed(store, manifest, PRETRAINED_WEIGHTS) as weights:
         weights.expect_keys(set(reference), "the model's state_dict")
         pretrained = {
             key: weights.rows(key, n_models, tuple(ref.shape), ref.dtype)
             for key, ref in reference.items()
         }
-    with _open(store, manifest, PRETRAINED_MARGINS) as margins_file:
+    with open_listed(store, manifest, PRETRAINED_MARGINS) as margins_file:
         margins_file.expect_keys({"margins"}, "pretrained margins")
         pretrained_margins = margins_file.rows("margins", n_models, (points,), "float")
     oracles = {}
     for forget_set in forget_sets:
-        with _open(store, manifest, forget_set_file(forget_set)) as indices:
+        with open_listed(store, manifest, forget_set_file(forget_set)) as indices:
             indices.check_forget_set(forget_set)
         for request in range(1, len(forget_set.requests) + 1):
-            with _open(store, manifest, oracle_file(forget_set, request)) as halves:
+            with open_listed(store, manifest, oracle_file(forget_set, request)) as halves:
                 halves.expect_keys({"half_a", "half_b"}, "oracle halves")
                 oracles[forget_set.name, request] = OracleHalves(
                     half_a=halves.rows("half_a", n_models, (points,), "float"),
@@ -149,7 +163,7 @@ def read_ensembles(benchmark: Benchmark, store: Path, n_models: int) -> Ensemble
     )
 
 
-def _natural(name: str) -> tuple[Any, ...]:
+def natural_order(name: str) -> tuple[Any, ...]:
     """Sort key: ``set2`` before ``set10``."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
@@ -202,7 +216,10 @@ def _n_points(benchmark: Benchmark) -> int:
     dimension. Loading the data here also means data that is missing (an imported benchmark's
     local CIFAR-10 copy) is reported as the store problem it is (a StoreError), before any
     method runs."""
-    return len(benchmark.load_data().targets)
+    try:
+        return len(benchmark.load_data().targets)
+    except DataUnavailable as error:
+        raise StoreError(str(error)) from None
 
 
 class _Tensors:
@@ -260,7 +277,7 @@ class _Tensors:
                 raise self.fail(f"{key!r} holds {bad} NaN or infinite values")
         return tensor
 
-    def _indices(self, key: str) -> list[int]:
+    def indices(self, key: str, *, in_file_order: bool = False) -> list[int]:
         tensor_slice = self._slice(key)
         if len(tensor_slice.get_shape()) != 1:
             raise self.fail(f"{key!r} must be a 1-D tensor of indices")
@@ -270,7 +287,8 @@ class _Tensors:
             raise self.fail(f"cannot read tensor {key!r} ({_first_line(error)})") from None
         if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
             raise self.fail(f"{key!r} is {tensor.dtype}; expected integer indices")
-        return sorted(tensor.tolist())
+        values = [int(i) for i in tensor.tolist()]
+        return values if in_file_order else sorted(values)
 
     def check_forget_set(self, forget_set: ForgetSet) -> None:
         """``indices`` (and ``request_<k>`` per request) hold what the benchmark defines."""
@@ -283,7 +301,7 @@ class _Tensors:
         checks = [("indices", forget_set.indices)]
         checks += [(f"request_{k}", r) for k, r in enumerate(forget_set.requests, start=1)]
         for key, defined in checks:
-            if key in self.keys and self._indices(key) != sorted(defined):
+            if key in self.keys and self.indices(key) != sorted(defined):
                 raise self.fail(
                     f"{key!r} does not hold the {len(defined)} indices benchmark forget set "
                     f"{forget_set.name} defines"
@@ -291,7 +309,7 @@ class _Tensors:
 
 
 @contextmanager
-def _open(store: Path, manifest: Manifest, relative: str) -> Iterator[_Tensors]:
+def open_listed(store: Path, manifest: Manifest, relative: str) -> Iterator[_Tensors]:
     """Open the store file ``relative``, which the manifest must list (at its size)."""
     path = store / relative
     try:
@@ -324,3 +342,37 @@ def _few(names: list[str]) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+
+
+def verify_directory(root: Path) -> list[str]:
+    """Check the store at ``root`` against its manifest; the problems found, one line each.
+
+    Every listed file must match its size and sha256; every file on disk must be listed (a file
+    the manifest does not list was never verified, so no reader may trust it; names starting
+    with ``.`` are skipped, e.g. ``.git``); and every file the store's forget sets need
+    (:func:`missing_files`) must be listed. An empty list means the store is good.
+
+    Example::
+
+        verify_directory(Path("/path/to/store"))
+        ['pretrained/weights.safetensors: sha256 mismatch: expected 3f..., got 9c...']
+    """
+    root = Path(root)
+    try:
+        manifest = read_manifest(root)
+    except StoreError as exc:
+        return [str(exc)]
+    problems = []
+    for entry in manifest.files:
+        try:
+            problem = check_file(root / entry.path, entry)
+        except OSError as exc:
+            problem = f"{entry.path}: cannot read it ({exc.strerror or exc})"
+        if problem is not None:
+            problems.append(problem)
+    problems += [
+        f"{path}: on disk but not listed in {MANIFEST_NAME} (never verified: remove it)"
+        for path in unlisted_files(root, manifest)
+    ]
+    problems += missing_files(manifest)
+    return problems

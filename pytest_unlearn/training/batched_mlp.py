@@ -22,11 +22,13 @@ The data order, the seeds and the initialization are not decided here:
 :func:`~pytest_unlearn.training.ensemble_trainer.train_ensemble` owns them for both engines
 and calls :meth:`BatchedMLP.step` once per minibatch:
 
->>> members = [nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)) for _ in range(3)]
->>> trainer = BatchedMLP(members, inputs, targets, recipe)  # doctest: +SKIP
->>> trainer.step(batch)  # batch: (3, batch_size) indices into inputs  # doctest: +SKIP
->>> trainer.parameters()["2.weight"].shape  # doctest: +SKIP
-torch.Size([3, 10, 16])
+Example::
+
+    members = [nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)) for _ in range(3)]
+    trainer = BatchedMLP(members, inputs, targets, recipe)
+    trainer.step(batch)  # batch: (3, batch_size) indices into inputs
+    trainer.parameters()["2.weight"].shape
+    torch.Size([3, 10, 16])
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
-    from ..benchmarks.spec import TrainingRecipe
+if TYPE_CHECKING:
+    from ..contract import TrainingRecipe
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ returns it, with a fresh ``b``, is what Guo et al.'s certificates are stated aga
 Everything here works in float64 and is batched over a leading model dimension ``M``:
 weights and perturbations are ``(M, C, D)``.
 
->>> w = solve(inputs, targets, l2=1e-2, perturbations=b)        # doctest: +SKIP
->>> gradient(w, inputs, targets, l2=1e-2, perturbations=b).norm()  # doctest: +SKIP
-tensor(3.1e-13, dtype=torch.float64)
+Example::
+
+    w = solve(inputs, targets, l2=1e-2, perturbations=b)
+    gradient(w, inputs, targets, l2=1e-2, perturbations=b).norm()
+    tensor(3.1e-13, dtype=torch.float64)
 """
 
 from __future__ import annotations

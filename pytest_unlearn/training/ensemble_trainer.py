@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
-    from ..benchmarks.spec import TrainingRecipe
+if TYPE_CHECKING:
+    from ..contract import TrainingRecipe
 from .batched_mlp import BatchedMLP, supports
 
 Engine = Literal["auto", "batched", "vmap"]
@@ -132,10 +132,12 @@ def train_ensemble(
 ) -> dict[str, torch.Tensor]:
     """Train ``len(seeds)`` models on ``inputs[train_indices]``; return stacked parameters.
 
-    >>> params = train_ensemble(bench.build_model, data.inputs, data.targets,
-    ...                         data.train_indices, bench.recipe, seeds=[1, 2, 3])  # doctest: +SKIP
-    >>> params["0.weight"].shape  # doctest: +SKIP
-    torch.Size([3, 128, 64])
+    Example::
+
+        params = train_ensemble(bench.build_model, data.inputs, data.targets,
+                                data.train_indices, bench.recipe, seeds=[1, 2, 3])
+        params["0.weight"].shape
+        torch.Size([3, 128, 64])
 
     ``engine`` is ``"auto"`` (batched when the model allows it, else vmap), ``"batched"``
     (a ``ValueError`` if :func:`.batched_mlp.supports` rejects the model) or ``"vmap"``; both

@@ -1,4 +1,5 @@
-"""Exact retraining of one model, the way a method author would write it (no vmap).
+"""Exact retraining of one model, the way a method author would write it (no vmap): the
+reference cost every method's cost is read against.
 
 The suite times it once per benchmark so every method's cost can be read against the cost
 of exact unlearning. ``examples/retrain.py`` is the same algorithm written as a plain method
@@ -8,15 +9,13 @@ of exact unlearning. ``examples/retrain.py`` is the same algorithm written as a 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # annotations only: benchmarks import the store, which imports us
-    from ..benchmarks.spec import Benchmark
+from ..benchmarks.spec import Benchmark
 from ..contract import DataSplit
-from .ensemble_trainer import unstack_member
+from ..training import unstack_member
 
 
 def retrain_one(
