@@ -102,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
             from .report.json_report import JsonReport
 
             run = {
+                "method": settings.method,
                 "profile": settings.profile,
                 "params": dict(settings.params),
                 "seed": settings.seed,

@@ -159,7 +159,7 @@ def build_report(
                 for e in entries
                 if e["benchmark"] is not None and e["fingerprint"] is not None
             },
-            **(run or {}),
+            **{k: v for k, v in (run or {}).items() if k != "method"},
         },
         "records": entries,
         # Added within schema 1 (readers ignore unknown keys): the certified-claim checks of
@@ -296,7 +296,8 @@ class JsonReport:
         return build_report(
             self.collector.records(),
             exit_status,
-            method=_method_spec(config),
+            # What the plugin resolved (Settings), when it says; a bare JsonReport asks pytest.
+            method=self.run["method"] if "method" in self.run else _method_spec(config),
             certified=self.certified.records(),
             complete=complete,
             expected_records=self._expected,
