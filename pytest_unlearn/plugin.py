@@ -3,7 +3,8 @@
 Inert unless a method is configured (``--unlearn-method``, its env/ini forms, or a
 ``pytest_unlearn_method`` hook implementation): then it registers the conformance fixtures,
 adds the packaged conformance tests to the collection, and (on the controller only) the
-summary table.
+summary table. The public fixtures (``unlearn_benchmark``, ``unlearn_run``) are registered in
+every run; requesting one is what loads anything.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The public fixtures (docs/fixtures.md) exist in every run, method or not: their module
+    # imports nothing heavy, and nothing is loaded until a test requests one.
+    from pytest_unlearn.fixtures import public_fixtures
+
+    if not config.pluginmanager.is_registered(public_fixtures):
+        config.pluginmanager.register(public_fixtures, "unlearn-public-fixtures")
     method = config.hook.pytest_unlearn_method(config=config)
     if method is None:
         return

@@ -162,11 +162,16 @@ def unlearn_args(cache: Path, models: int = CACHE_MODELS) -> list[str]:
 
 @pytest.fixture
 def with_examples(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project holding a copy of the repository's ``examples`` package."""
+    """A pytester project holding a copy of the repository's ``examples`` package.
+
+    The example test files (``examples/test_*.py``, tests a method author writes against the
+    public fixtures) stay out: a pytester run collects its whole root, and those tests are not
+    part of the conformance run being tested.
+    """
     shutil.copytree(
         REPO_ROOT / "examples",
         pytester.path / "examples",
-        ignore=shutil.ignore_patterns("__pycache__"),
+        ignore=shutil.ignore_patterns("__pycache__", "test_*.py"),
     )
     return pytester
 

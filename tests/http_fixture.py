@@ -15,16 +15,19 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors.torch import save_file
 
 from pytest_unlearn.store.manifest import MANIFEST_NAME, Manifest, build_manifest, write_manifest
+
+State = TypeVar("State")
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_server() -> Iterator[StoreServer]:
-    """A ThreadingHTTPServer on 127.0.0.1 (free port) in a thread, shut down on exit."""
-    handler = type("Handler", (_Handler,), {})
+def serving_in_a_thread(
+    handler: type[BaseHTTPRequestHandler], make_state: Callable[[ThreadingHTTPServer], State]
+) -> Iterator[State]:
+    """``handler`` served on a free port of 127.0.0.1 in a thread, shut down on exit; the
+    handler class (a fresh subclass per server) sees ``make_state(server)`` as ``state``."""
+    handler = type("Handler", (handler,), {})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    state = StoreServer(httpd)
-    handler.state = state
+    state = make_state(httpd)
+    handler.state = state  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
@@ -191,6 +197,13 @@ def running_server() -> Iterator[StoreServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def running_server() -> Iterator[StoreServer]:
+    """A ThreadingHTTPServer on 127.0.0.1 (free port) in a thread, shut down on exit."""
+    with serving_in_a_thread(_Handler, StoreServer) as state:
+        yield state
 
 
 def unused_url() -> str:

@@ -155,8 +155,10 @@ def materialize(
 ) -> Path:
     """A local directory holding the complete, verified store ``source``.
 
-    ``source`` is a directory path, a ``file://`` URL (returned in place once verified) or an
-    ``http(s)://`` base URL (downloaded into ``cache_dir``, once). ``retries`` is the number of
+    ``source`` is a directory path, a ``file://`` URL (returned in place once verified), an
+    ``http(s)://`` base URL (downloaded into ``cache_dir``, once) or a Hugging Face Hub
+    ``hf://datasets/ORG/NAME@COMMIT`` (downloaded into the Hub client's cache, verified there
+    in place: :mod:`.hub`). ``retries`` is the number of
     attempts for a transient failure (5xx, connection error, timeout, truncated body, stall),
     waiting ``backoff``, ``2 * backoff``, ... between them; ``timeout`` is per socket
     operation. A transfer receiving fewer than :data:`STALL_MIN_BYTES` bytes in
@@ -185,9 +187,10 @@ def materialize(
     cache = Path(cache_dir).absolute()
     match = _SCHEME.match(source)
     scheme = match.group(1).lower() if match else None
-    if scheme not in (None, "file", "http", "https"):
+    if scheme not in (None, "file", "http", "https", "hf"):
         raise StoreError(
-            f"unsupported store source {source!r}: use a directory, file://, http:// or https://"
+            f"unsupported store source {source!r}: use a directory, file://, http://, https:// "
+            "or hf://datasets/ORG/NAME@COMMIT"
         )
     policy = _Policy(
         retries=retries,
@@ -197,6 +200,15 @@ def materialize(
         deadline_seconds=deadline_seconds,
         lock_timeout=lock_timeout,
     )
+    if scheme == "hf":  # the Hugging Face Hub: its client's cache, verified in place (.hub)
+        from .hub import materialize_hub
+
+        return materialize_hub(
+            source,
+            lambda root: _materialize_local(root, cache, say=say, policy=policy),
+            offline=offline,
+            log=say,
+        )
     try:
         if scheme in ("http", "https"):
             return _materialize_remote(source, cache, offline=offline, say=say, policy=policy)
