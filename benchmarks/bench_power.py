@@ -170,7 +170,9 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    names = args.benchmarks or [n for n in available_benchmarks() if get_benchmark(n).buildable]
+    names = args.benchmarks or [
+        n for n in available_benchmarks() if get_benchmark(n).buildable and not get_benchmark(n).gpu
+    ]
     cache = args.cache_dir or default_cache_dir()
     results: dict[str, list[CaseRates]] = {}
     for name in names:

@@ -2,7 +2,9 @@
 
     python -m pytest_unlearn list
     python -m pytest_unlearn build digits-mlp --out stores/digits-mlp --models 100
-    python -m pytest_unlearn verify stores/digits-mlp      # or file://... or https://...
+    python -m pytest_unlearn build cifar10-resnet9 --device cuda --models 50   # into the cache
+    python -m pytest_unlearn verify stores/digits-mlp      # or file://, https://, hf://...
+    python -m pytest_unlearn publish stores/digits-mlp hf://datasets/my-lab/digits-mlp-store
     python -m pytest_unlearn import-easydub EasyDUB-dataset --out stores/easydub --models 100
     python -m pytest_unlearn compare main.json pr.json     # a Markdown table of the reports
     python -m pytest_unlearn merge shard-*.json --out all.json
@@ -21,11 +23,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .benchmarks import available_benchmarks, get_benchmark
-from .store import StoreError, build_store, default_cache_dir
+from .benchmarks.spec import DataUnavailable
+from .store import StoreError, build_store, default_cache_dir, load_or_build
 from .store.builder import MAX_MODELS, unbuildable_message
+from .store.data_files import provide_data
 from .store.manifest import OutputRefused
 
 USAGE = 2
@@ -48,7 +52,7 @@ def _error(message: object) -> None:
 def _list(args: argparse.Namespace) -> int:
     for name in available_benchmarks():
         bench = get_benchmark(name)
-        forget = ", ".join(f"{fs.name} ({fs.kind})" for fs in bench.forget_sets)
+        forget = ", ".join(f"{fs.name} ({fs.kind})" for fs in bench.declared_forget_sets)
         print(f"{name}: {bench.description}")
         print(f"    forget sets: {forget}")
     return 0
@@ -109,15 +113,28 @@ def _build(args: argparse.Namespace) -> int:
     if problem is not None:
         _error(problem)
         return USAGE
+    cache = Path(args.cache_dir)
     try:
-        out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
+        # Data the benchmark downloads (CIFAR-10) is fetched into the cache first, verified.
+        bench = provide_data(bench, cache / "data", log=print)
+        if args.out is None:
+            # Into the cache, where a pytest run with the same --unlearn-cache-dir finds it.
+            load_or_build(bench, args.models, cache, device=args.device, log=print)
+            out = cache / bench.name / bench.fingerprint()
+        else:
+            out = build_store(bench, args.models, Path(args.out), device=args.device, log=print)
     except OutputRefused as error:
         _error(error)
         return USAGE
-    except (StoreError, OSError) as error:
+    except (StoreError, DataUnavailable, OSError) as error:
         _error(error)
         return FAILED
     print(f"store written to {out}")
+    if args.out is None:
+        print(
+            f"pytest --unlearn-benchmark={bench.name} --unlearn-models={args.models} "
+            f"--unlearn-cache-dir={cache} ... uses it"
+        )
     return 0
 
 
@@ -140,6 +157,95 @@ def _verify(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"OK {source}: every file matches the manifest")
+    return 0
+
+
+def _default_built_with(manifest: Any) -> str:
+    """The command that builds a store like ``manifest``'s (``publish --built-with`` overrides)."""
+    try:
+        buildable = get_benchmark(manifest.benchmark).buildable
+    except KeyError:
+        buildable = True
+    if buildable:
+        return (
+            f"python -m pytest_unlearn build {manifest.benchmark} --out STORE "
+            f"--models {manifest.n_models}"
+        )
+    return (
+        f"python -m pytest_unlearn import-easydub SOURCE --out STORE --models {manifest.n_models}"
+    )
+
+
+def _floors(store: Path, manifest: Any) -> tuple[list[tuple[str, float, float]], str | None]:
+    """Per conformance case of the store, the floor (oracle half B) and do-nothing (pretrained)
+    P95 KLoM against oracle half A at the store's N; or no rows and why."""
+    from .harness.cases import SPLITS, ConformanceCase, split_indices
+    from .store import bind_forget_sets, read_ensembles
+    from .verdicts import p95_klom
+
+    try:
+        bench = bind_forget_sets(get_benchmark(manifest.benchmark), store, manifest)
+        ensembles = read_ensembles(bench, store, manifest.n_models, manifest=manifest)
+        rows = []
+        for (forget_set, request), halves in sorted(ensembles.oracles.items()):
+            sequential = bench.forget_set(forget_set).sequential
+            for split in SPLITS:
+                case = ConformanceCase(bench.name, forget_set, split, request, sequential)
+                columns = split_indices(bench, case)
+                oracle = halves.half_a[:, columns]
+                rows.append(
+                    (
+                        case.id,
+                        p95_klom(halves.half_b[:, columns], oracle),
+                        p95_klom(ensembles.pretrained_margins[:, columns], oracle),
+                    )
+                )
+    except Exception as error:  # the card says why; publishing goes on
+        return [], f"Not computed when this store was published ({_first_line(error)})."
+    return sorted(rows), None
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .store import hub
+    from .store.manifest import read_manifest
+    from .store.reader import verify_directory
+
+    try:
+        repo = hub.parse_target(args.target)
+        hub.client()
+    except StoreError as error:
+        _error(error)
+        return USAGE
+    store = Path(args.store)
+    if not store.is_dir():
+        _error(f"{store} is not a directory (give the store directory to publish)")
+        return USAGE
+    problems = verify_directory(store)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if problems:
+        _error(f"{store} does not verify; nothing was published")
+        return FAILED
+    manifest = read_manifest(store)
+    floors: list[tuple[str, float, float]] = []
+    note: str | None = "Not computed (`publish --no-floors`)."
+    if not args.no_floors:
+        print(f"computing the floors of {manifest.benchmark} at N={manifest.n_models}")
+        floors, note = _floors(store, manifest)
+    card = hub.dataset_card(
+        manifest,
+        repo=repo,
+        built_with=args.built_with or _default_built_with(manifest),
+        floors=floors,
+        floors_note=note,
+    )
+    try:
+        commit = hub.publish(store, args.target, card=card, verified=True, log=print)
+    except (StoreError, OSError) as error:
+        _error(error)
+        return FAILED
+    print(f"published {store} to {repo.url} at commit {commit}")
+    print(f"pin it: --unlearn-store={repo.at(commit).url}")
     return 0
 
 
@@ -280,7 +386,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build", help="train a benchmark's ensembles into a store directory"
     )
     build.add_argument("benchmark")
-    build.add_argument("--out", required=True, help="the store directory to write")
+    build.add_argument(
+        "--out",
+        help="the store directory to write (default: into --cache-dir, where pytest runs "
+        "with the same cache directory find it)",
+    )
+    build.add_argument(
+        "--cache-dir",
+        default=str(default_cache_dir()),
+        help="the cache: downloaded data, and the store unless --out is given",
+    )
     build.add_argument(
         "--models",
         type=_ensemble_size,
@@ -293,6 +408,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("source", help="a store directory, file:// or http(s):// URL")
     verify.add_argument("--cache-dir", default=str(default_cache_dir()))
     verify.set_defaults(run=_verify)
+    publish = commands.add_parser(
+        "publish",
+        help="verify a store and upload it with a dataset card to a Hugging Face dataset "
+        "repository (needs pytest-unlearn[hub]); prints the commit to pin",
+    )
+    publish.add_argument("store", help="the store directory")
+    publish.add_argument("target", help="hf://datasets/ORG/NAME (created if absent)")
+    publish.add_argument(
+        "--built-with",
+        help="the command that built the store, for the card (default: the build command for "
+        "its benchmark and N)",
+    )
+    publish.add_argument(
+        "--no-floors",
+        action="store_true",
+        help="leave the floor and do-nothing figures out of the card (they read the ensembles)",
+    )
+    publish.set_defaults(run=_publish)
     easydub = commands.add_parser(
         "import-easydub",
         help="convert EasyDUB's CIFAR-10 release into a cifar10-resnet9 store (docs/easydub.md)",

@@ -96,7 +96,9 @@ CASE_FIGURES = _figures(
     ("fingerprint", "str", "", "the benchmark definition's fingerprint"),
     ("store_id", "str", "", "digest of the store's manifest the figures come from"),
     ("method_seconds_per_model", "float", "s", "seconds of one method call on one model"),
-    ("retrain_seconds_per_model", "float", "s", "seconds of one exact retraining, for scale"),
+    ("retrain_seconds_per_model", "float", "s",
+     "seconds of one exact retraining on this kind of device, timed when the store was built "
+     "(null when the store does not record it), for scale"),
     ("slower_than_retraining", "bool", "", "the method took longer than retraining"),
     ("device", "str", "", "torch device the case ran on"),
 )  # fmt: skip

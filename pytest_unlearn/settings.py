@@ -209,14 +209,20 @@ def device() -> Validator:
 
 
 def benchmarks() -> Validator:
-    """Comma-separated known benchmark names, or ``all``: every one this machine can build."""
+    """Comma-separated known benchmark names, or ``all``: every one this run can build (GPU
+    benchmarks only with ``--unlearn-device=cuda``)."""
 
     def parse(raw: str, config: pytest.Config) -> tuple[str, ...]:
         from .benchmarks import available_benchmarks, get_benchmark
 
         known = available_benchmarks()
-        if raw.strip() == "all":  # every benchmark this machine can build (imported ones by name)
-            return tuple(name for name in known if get_benchmark(name).buildable)
+        if raw.strip() == "all":  # buildable here; a GPU benchmark by name, or on a GPU run
+            on_gpu = option("device").value(config).type == "cuda"
+            return tuple(
+                name
+                for name in known
+                if get_benchmark(name).buildable and (on_gpu or not get_benchmark(name).gpu)
+            )
         chosen = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
         unknown = [name for name in chosen if name not in known]
         if unknown or not chosen:
@@ -407,8 +413,9 @@ OPTIONS: tuple[Option, ...] = (
         benchmarks(),
         default=DEFAULT_BENCHMARKS,
         shown=f"`{','.join(DEFAULT_BENCHMARKS)}`",
-        help="comma-separated benchmarks to run, or `all` for every one this machine can build "
-        "(`python -m pytest_unlearn list` lists them)",
+        help="comma-separated benchmarks to run, or `all` for every one this run can build "
+        "(GPU ones, cifar10-resnet9, only with `--unlearn-device=cuda`; `python -m "
+        "pytest_unlearn list` lists them)",
         metavar="A,B",
         field_name="benchmarks",
     ),
@@ -433,7 +440,9 @@ OPTIONS: tuple[Option, ...] = (
         text(),
         shown="none: build locally",
         help="a published store to use instead of building locally: a directory, `file://` or "
-        "`http(s)://` URL; its benchmark's ensembles are fetched once, sha256-verified, cached",
+        "`http(s)://` URL, or a Hugging Face dataset pinned to a commit, "
+        "`hf://datasets/ORG/NAME@COMMIT` (needs `pytest-unlearn[hub]`); its benchmark's "
+        "ensembles are fetched once, sha256-verified, cached",
         metavar="SOURCE",
         docs="docs/store.md",
     ),

@@ -6,17 +6,30 @@ worker per GPU, so each has its own); on the CPU each worker gets ``cores // W``
 respected: torch numbers the visible GPUs from 0, and so do we.
 
 The controller also hands every worker one scratch directory, through which workers that
-need the same forget set split its method calls model by model (:mod:`.harness.shared_runs`).
+need the same forget set split its method calls model by model (:mod:`.harness.shared_runs`),
+and its :func:`host_id`.
 
 Limitations: a worker's GPU is fixed for the whole run (no rebalancing by memory); with more
-workers than GPUs, workers share GPUs round-robin. Only workers on the controller's machine
-share method calls: a remote ``--tx`` worker that cannot see the directory runs its own.
+workers than GPUs, workers share GPUs round-robin. ``W`` counts the workers of every host, so
+a ``--tx`` run over hosts of unequal size wants ``--unlearn-threads`` (or a per-host
+``//env:PYTEST_UNLEARN_THREADS=N``). Only workers on the controller's host share method calls
+(``-n``, ``--tx popen``, whatever its ``//chdir=`` or ``//env:``): a worker of another host
+(``--tx ssh=``) makes every call of the forget sets it has tests of itself, as a run without
+xdist does, because its :func:`host_id` differs from the one the controller passes or the
+directory does not exist there. It never shares through a file system that both hosts see: a
+claim names its process by pid, which means nothing on another host. Its figures are the same
+(given the same store and threads: seeds depend on the member and the request only), but a
+forget set whose tests land on two hosts is computed on both. Each worker resolves its options
+on its own host (environment and ini too), so ``//env:PYTEST_UNLEARN_CACHE_DIR=DIR`` gives a
+host its own cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -87,8 +100,25 @@ def auto_workers() -> int | None:
     return gpus if gpus > 0 else None
 
 
-#: The ``workerinput`` key of the run's shared scratch directory.
+#: The ``workerinput`` keys of the run's shared scratch directory and the controller's host.
 SHARED_RUNS_KEY = "unlearn_shared_runs"
+SHARED_RUNS_HOST_KEY = "unlearn_shared_runs_host"
+
+
+def host_id() -> str:
+    """What processes that may share a scratch directory have in common: the host name and,
+    on Linux, the kernel's boot id and this process's pid namespace (a claim on the directory
+    names its process by pid, which only a process of the same namespace can check).
+
+    >>> host_id() == host_id() and socket.gethostname() in host_id()
+    True
+    """
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return " ".join(parts)
 
 
 class SharedRunsDirectory:
@@ -103,6 +133,7 @@ class SharedRunsDirectory:
         if self.path is None:
             self.path = Path(tempfile.mkdtemp(prefix="pytest-unlearn-runs-"))
         node.workerinput[SHARED_RUNS_KEY] = str(self.path)
+        node.workerinput[SHARED_RUNS_HOST_KEY] = host_id()
 
     def pytest_unconfigure(self) -> None:
         if self.path is not None:
@@ -110,10 +141,13 @@ class SharedRunsDirectory:
 
 
 def shared_runs_dir(config: pytest.Config) -> Path | None:
-    """This worker's shared scratch directory; None on the controller, without xdist, or
-    when the directory is not visible here (a remote worker)."""
+    """This worker's shared scratch directory; None on the controller, without xdist, or on a
+    worker of another host than the controller's (another :func:`host_id`, or the directory
+    does not exist here): that worker then makes its own method calls."""
     workerinput = getattr(config, "workerinput", None)
     if not workerinput or SHARED_RUNS_KEY not in workerinput:
+        return None
+    if workerinput.get(SHARED_RUNS_HOST_KEY) != host_id():
         return None
     path = Path(workerinput[SHARED_RUNS_KEY])
     return path if path.is_dir() else None

@@ -15,7 +15,7 @@ from http_fixture import make_store
 
 from pytest_unlearn.cli import main
 from pytest_unlearn.store import builder as builder_module
-from pytest_unlearn.store.manifest import MANIFEST_NAME
+from pytest_unlearn.store.manifest import MANIFEST_NAME, read_manifest
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -125,9 +125,9 @@ def test_build_of_absurdly_many_models_is_a_usage_error_with_the_reason(
 
 
 def test_a_missing_argument_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(capsys, "build", "digits-mlp")
+    code, err = _run(capsys, "build", "--models", "4")
     assert code == 2
-    assert "the following arguments are required: --out" in _one_line(err)
+    assert "the following arguments are required: benchmark" in _one_line(err)
 
 
 def test_an_unknown_benchmark_is_one_line_exit_2(
@@ -138,12 +138,28 @@ def test_an_unknown_benchmark_is_one_line_exit_2(
     assert _one_line(err).startswith("error: unknown benchmark 'nope'")
 
 
-def test_building_an_imported_only_benchmark_is_a_usage_error(
+def test_building_cifar10_without_its_images_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nowhere" / "cifar-10-binary.tar.gz"
+    monkeypatch.setenv("PYTEST_UNLEARN_CIFAR10", str(missing))
+    code, err = _run(
+        capsys, "build", "cifar10-resnet9", "--cache-dir", str(tmp_path / "cache"), "--models", "2"
+    )
+    assert code == 1
+    assert _one_line(err).startswith(f"error: {missing}: no such file")
+
+
+def test_build_without_out_writes_the_store_where_pytest_looks_for_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(capsys, "build", "cifar10-resnet9", "--out", str(tmp_path / "s"))
-    assert code == 2
-    assert "cannot be built locally" in _one_line(err)
+    from pytest_unlearn.benchmarks import get_benchmark
+
+    cache = tmp_path / "cache"
+    assert main(["build", "digits-mlp", "--models", "2", "--cache-dir", str(cache)]) == 0
+    store = cache / "digits-mlp" / get_benchmark("digits-mlp").fingerprint()
+    assert read_manifest(store).n_models == 2
+    assert f"--unlearn-cache-dir={cache}" in capsys.readouterr().out
 
 
 def test_verify_fails_a_store_with_a_file_its_manifest_does_not_list(

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from pytest_unlearn.benchmarks.cifar10_resnet9 import (
+    CIFAR10_ENV,
     CIFAR10_NPZ_ENV,
     CIFAR10ResNet9,
     CIFAR10Unavailable,
@@ -155,7 +156,7 @@ def test_imported_store_verifies_against_its_manifest(store: Path) -> None:
     assert verify_directory(store) == []
     manifest = read_manifest(store)
     assert (manifest.benchmark, manifest.n_models) == ("cifar10-resnet9-tiny", 3)
-    assert manifest.fingerprint == TinyEasyDUB().fingerprint()
+    assert manifest.fingerprint == TinyEasyDUB().as_imported().fingerprint()
 
 
 def test_oracle_halves_are_the_first_n_and_next_n_oracles(store: Path) -> None:
@@ -425,16 +426,15 @@ def test_bound_benchmark_reads_the_imported_store_as_ensembles(
         torch.testing.assert_close(member[key], value)
 
 
-def test_unbound_benchmark_refuses_data_and_says_to_import() -> None:
-    bench = CIFAR10ResNet9()
+def test_easydubs_flavour_unbound_refuses_forget_sets_and_says_to_import() -> None:
+    bench = CIFAR10ResNet9().as_imported()
     with pytest.raises(NotBuildable, match=r"import-easydub.*--unlearn-store"):
-        bench.load_data()
-    with pytest.raises(NotBuildable, match="cannot be built locally"):
         bench.forget_set("set1")
+    assert [fs.name for fs in bench.declared_forget_sets][:2] == ["set1", "set2"]
 
 
 def test_load_data_without_local_cifar10_names_the_variable(store: Path) -> None:
-    with pytest.raises(CIFAR10Unavailable, match=CIFAR10_NPZ_ENV):
+    with pytest.raises(CIFAR10Unavailable, match=CIFAR10_ENV):
         bind_forget_sets(TinyEasyDUB(), store).load_data()
 
 
@@ -446,16 +446,22 @@ def test_a_missing_cifar10_file_is_one_line_naming_it_and_how_to_provide_it(
     with pytest.raises(CIFAR10Unavailable) as error:
         bind_forget_sets(TinyEasyDUB(), store).load_data()
     message = str(error.value)
-    assert message.startswith(f"{missing}: no such file (named by {CIFAR10_NPZ_ENV})")
-    assert "numpy.savez" in message and "x_train, y_train, x_test, y_test" in message
+    assert message.startswith(f"{missing}: no such file")
+    assert CIFAR10_ENV in message and "x_train, y_train, x_test, y_test" in message
     assert "\n" not in message
 
 
 def test_missing_cifar10_data_fails_reading_the_store_not_running_the_method(
     store: Path,
 ) -> None:
-    with pytest.raises(StoreError, match=f"{CIFAR10_NPZ_ENV} is not set"):
+    with pytest.raises(StoreError, match="CIFAR-10 images are not fetched yet"):
         read_ensembles(bind_forget_sets(TinyEasyDUB(), store), store, 3)
+
+
+def test_an_imported_store_binds_easydubs_recipe(store: Path) -> None:
+    bound = bind_forget_sets(TinyEasyDUB(), store)
+    assert bound.recipe.epochs == 24 and not bound.buildable
+    assert read_manifest(store).retrain_seconds == {}  # nothing was timed: not built here
 
 
 def test_load_data_reads_a_local_cifar10_npz(store: Path, cifar_npz: Path) -> None:

@@ -90,9 +90,7 @@ def test_ini_key_and_env_variable_follow_from_the_name(entry) -> None:
 
 
 def test_every_settings_field_is_one_option() -> None:
-    assert sorted(o.field for o in OPTIONS) == sorted(
-        f.name for f in dataclasses.fields(Settings)
-    )
+    assert sorted(o.field for o in OPTIONS) == sorted(f.name for f in dataclasses.fields(Settings))
 
 
 @pytest.mark.parametrize("entry", OPTIONS, ids=lambda o: o.name)
@@ -101,9 +99,7 @@ def test_every_option_has_a_meaning_and_a_shown_default(entry) -> None:
 
 
 @pytest.mark.parametrize("entry", OPTIONS, ids=lambda o: o.name)
-def test_every_option_is_in_help_with_its_env_variable(
-    pytester: pytest.Pytester, entry
-) -> None:
+def test_every_option_is_in_help_with_its_env_variable(pytester: pytest.Pytester, entry) -> None:
     result = pytester.runpytest("--help")
     text = " ".join(" ".join(result.outlines).split())
     assert entry.usage in text

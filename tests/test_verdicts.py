@@ -117,9 +117,10 @@ def test_recorded_verdicts_match_the_test_outcomes(
     for case, report in _reports(reprec).items():
         properties = dict(report.user_properties)
         verdict = properties["unlearn_verdict"]
-        assert verdict == {"passed": "PASS", "failed": "FAIL", "skipped": "INCONCLUSIVE"}[
-            outcomes[case]
-        ]
+        assert (
+            verdict
+            == {"passed": "PASS", "failed": "FAIL", "skipped": "INCONCLUSIVE"}[outcomes[case]]
+        )
         p95 = properties["unlearn_p95"]
         within = properties["unlearn_lower_threshold"] <= p95 <= properties["unlearn_threshold"]
         assert within == (verdict != "FAIL")

@@ -19,9 +19,8 @@ from torch import nn
 
 from .forget_selection import (
     atypical_neighbourhood,
-    most_atypical,
-    nearest,
     random_forget_set,
+    sequential_neighbourhood,
 )
 from .spec import Benchmark, Dataset, ForgetSet, TrainingRecipe
 
@@ -76,31 +75,7 @@ class DigitsMLP(Benchmark):
         )
 
     def _sequential(self, exclude: torch.Tensor) -> ForgetSet:
-        """``seq3x12``: three deletion requests of 12 images each, arriving one after another.
-
-        The 36 training images nearest to the most atypical training image of another class
-        than knn36's anchor (and outside knn36), nearest first: each request deletes the next
-        ring of the neighbourhood, so every request still removes something the rest of the
-        data does not explain.
-        """
-        data = self._data
-        train = data.train_indices
-        train = train[~torch.isin(train, exclude)]
-        excluded_class = data.targets[exclude[0]]
-        candidates = train[data.targets[train] != excluded_class]
-        anchor = candidates[most_atypical(data.inputs[candidates], data.targets[candidates])]
-        rings = nearest(data.inputs, train, anchor, _REQUESTS * _REQUEST_SIZE)
-        requests = tuple(
-            tuple(sorted(rings[k * _REQUEST_SIZE : (k + 1) * _REQUEST_SIZE].tolist()))
-            for k in range(_REQUESTS)
-        )
-        return ForgetSet(
-            name=f"seq{_REQUESTS}x{_REQUEST_SIZE}",
-            kind="subpopulation",
-            indices=tuple(sorted(rings.tolist())),
-            requests=requests,
-            description=(
-                f"{_REQUESTS} sequential requests of {_REQUEST_SIZE} images: the neighbourhood "
-                f"of image {int(anchor)}, nearest first"
-            ),
-        )
+        """``seq3x12``: three deletion requests of 12 images each, arriving one after another:
+        the rings of the neighbourhood of the most atypical training image of another class
+        than knn36's anchor (and outside knn36), nearest first."""
+        return sequential_neighbourhood(self._data, exclude, _REQUESTS, _REQUEST_SIZE, "image")

@@ -19,6 +19,7 @@ def most_atypical(inputs: torch.Tensor, targets: torch.Tensor) -> int:
     Its neighbourhood is a subpopulation the rest of the data does not explain, which is what
     makes do-nothing distinguishable from retraining on it.
     """
+    inputs = inputs.flatten(1)  # images: one vector per example
     labels = sorted(set(targets.tolist()))
     means = {label: inputs[targets == label].mean(dim=0) for label in labels}
     centres = torch.stack([means[int(label)] for label in targets])
@@ -32,7 +33,7 @@ def nearest(
 
     A stable sort resolves ties between equally distant examples the same way everywhere.
     """
-    distances = (inputs[pool] - inputs[anchor]).square().sum(dim=1)
+    distances = (inputs[pool] - inputs[anchor]).square().flatten(1).sum(dim=1)
     return pool[torch.sort(distances, stable=True).indices[:count]]
 
 
@@ -80,4 +81,43 @@ def random_forget_set(data: Dataset, size: int, seed: int, noun: str) -> ForgetS
         kind="random",
         indices=tuple(sorted(drawn.tolist())),
         description=f"{size} training {noun}s drawn uniformly at random",
+    )
+
+
+def sequential_neighbourhood(
+    data: Dataset, exclude: torch.Tensor, requests: int, request_size: int, noun: str
+) -> ForgetSet:
+    """``seq{requests}x{request_size}``: ``requests`` deletion requests arriving one after
+    another, each the next ring of one neighbourhood.
+
+    The anchor is the most atypical training example of another class than ``exclude[0]``'s
+    (outside ``exclude``, e.g. another forget set nearest first); the ``requests *
+    request_size`` training examples nearest to it, nearest first, are cut into consecutive
+    requests, so every request still removes something the rest of the data does not explain.
+
+    Example::
+
+        seq = sequential_neighbourhood(data, nearest_first, 3, 12, "image")
+        seq.name, len(seq.requests)
+        ('seq3x12', 3)
+    """
+    train = data.train_indices
+    train = train[~torch.isin(train, exclude)]
+    excluded_class = data.targets[exclude[0]]
+    candidates = train[data.targets[train] != excluded_class]
+    anchor = candidates[most_atypical(data.inputs[candidates], data.targets[candidates])]
+    rings = nearest(data.inputs, train, anchor, requests * request_size)
+    schedule = tuple(
+        tuple(sorted(rings[k * request_size : (k + 1) * request_size].tolist()))
+        for k in range(requests)
+    )
+    return ForgetSet(
+        name=f"seq{requests}x{request_size}",
+        kind="subpopulation",
+        indices=tuple(sorted(rings.tolist())),
+        requests=schedule,
+        description=(
+            f"{requests} sequential requests of {request_size} {noun}s: the neighbourhood "
+            f"of {noun} {int(anchor)}, nearest first"
+        ),
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -30,6 +31,25 @@ class DataUnavailable(RuntimeError):
 class NotBuildable(DataUnavailable):
     """The benchmark's ensembles can only be imported, and it is not bound to a store's forget
     sets (see :meth:`Benchmark.with_forget_sets`)."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a benchmark's data comes from, published at ``url`` with a known checksum.
+
+    Benchmarks never download: the store layer fetches it into the cache, verified against
+    ``md5`` (the checksum its publisher gives), and hands the benchmark the local path
+    (:meth:`Benchmark.with_data_files`).
+
+    >>> RemoteFile("https://example.org/d.tar.gz", "d.tar.gz", "0" * 32).filename
+    'd.tar.gz'
+    """
+
+    url: str
+    filename: str
+    md5: str
+    #: Bytes, when known: a download that grows past it stops early.
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,10 +159,32 @@ class Benchmark(ABC):
     def forget_sets(self) -> tuple[ForgetSet, ...]:
         """The forget sets, each a subset of the training split."""
 
-    def with_forget_sets(self, forget_sets: tuple[ForgetSet, ...]) -> Benchmark:
-        """A new instance whose forget sets are ``forget_sets`` (an imported store's). Only a
-        benchmark with ``forget_sets_from_store`` takes them; the others define their own."""
+    @property
+    def declared_forget_sets(self) -> tuple[ForgetSet, ...]:
+        """The forget sets' names, kinds and requests, for collecting tests and listing: a
+        benchmark whose indices need downloaded data declares them without (``indices=()``),
+        so that neither needs the data."""
+        return self.forget_sets
+
+    def with_forget_sets(
+        self, forget_sets: tuple[ForgetSet, ...], recipe: Mapping[str, Any] | None = None
+    ) -> Benchmark:
+        """A new instance whose forget sets are ``forget_sets`` (a store's), trained with the
+        store's ``recipe`` (its manifest's, when given). Only a benchmark with
+        ``forget_sets_from_store`` takes them; the others define their own."""
         raise NotImplementedError(f"{self.name} defines its own forget sets")
+
+    def remote_files(self) -> tuple[RemoteFile, ...]:
+        """Files :meth:`load_data` needs from the internet (none for data bundled with a
+        package); the store layer fetches them and calls :meth:`with_data_files`. Empty when
+        the data is already on this machine (e.g. a local copy named by an environment
+        variable)."""
+        return ()
+
+    def with_data_files(self, files: Mapping[str, Path]) -> Benchmark:
+        """A new instance that reads its data from ``files`` (filename -> verified local path,
+        one per :meth:`remote_files`)."""
+        raise NotImplementedError(f"{self.name} needs no downloaded data")
 
     def describe_imported(self, name: str) -> str:
         """A description of an imported forget set called ``name`` (what its store's files

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -22,14 +22,21 @@ def _prefix(benchmark: str, forget_set: str, request: int, sequential: bool) -> 
     return f"{benchmark}-{forget_set}" + (f"-req{request}" if sequential else "")
 
 
-def requests_of(benchmarks: Iterable[str], profile: str) -> Iterator[tuple[str, ForgetSet, int]]:
+#: Names a benchmark: the registry's (:func:`get_benchmark`), or a run's own instance (one
+#: bound to its store's forget sets).
+Resolve = Callable[[str], Benchmark]
+
+
+def requests_of(
+    benchmarks: Iterable[str], profile: str, resolve: Resolve = get_benchmark
+) -> Iterator[tuple[str, ForgetSet, int]]:
     """(benchmark, forget set, request) of every request the profile keeps.
 
     The ``quick`` profile keeps the forget sets that test forgetting hardest: subpopulations
     and sequential schedules (random forget sets are close to a negative control).
     """
     for name in benchmarks:
-        for fs in get_benchmark(name).forget_sets:
+        for fs in resolve(name).declared_forget_sets:
             if profile == "full" or fs.kind == "subpopulation" or fs.sequential:
                 for request in range(1, len(fs.requests) + 1):
                     yield name, fs, request
@@ -60,15 +67,19 @@ class ConformanceCase:
 
     @property
     def group(self) -> str:
-        """Cases sharing one method run (``--dist loadgroup`` keeps them on one worker)."""
+        """Cases sharing one method run (the ``xdist_group`` ``--dist loadgroup`` would keep on
+        one worker; workers share the run's calls either way)."""
         return _prefix(self.benchmark, self.forget_set, 1, False)
 
 
-def conformance_cases(benchmarks: Iterable[str], profile: str = "full") -> list[ConformanceCase]:
-    """Every case of the selected benchmarks (and ``profile``), sorted by id."""
+def conformance_cases(
+    benchmarks: Iterable[str], profile: str = "full", resolve: Resolve = get_benchmark
+) -> list[ConformanceCase]:
+    """Every case of the selected benchmarks (and ``profile``), sorted by id; ``resolve``
+    gives the benchmark whose declared forget sets count (a run's store-bound one)."""
     cases = [
         ConformanceCase(name, fs.name, split, request, fs.sequential)
-        for name, fs, request in requests_of(benchmarks, profile)
+        for name, fs, request in requests_of(benchmarks, profile, resolve)
         for split in SPLITS
     ]
     return sorted(cases, key=lambda case: case.id)

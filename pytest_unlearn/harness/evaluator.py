@@ -26,9 +26,10 @@ from ..store import (
     read_ensembles,
     stored_forget_sets,
 )
+from ..store.data_files import provide_data
 from ..store.fetch import materialize
 from ..store.manifest import Manifest, read_manifest
-from ..store.reference_retrain import retrain_seconds
+from ..store.reference_retrain import device_kind
 from ..training import model_seed
 from ..verdicts import Calibration, Decision, calibrate, decide, inconclusive_reason
 from ..verdicts.measured_sizes import conclusive_hint
@@ -225,10 +226,11 @@ class Evaluator:
         self.shared_runs = shared_runs
         self._ensembles: dict[str, Ensembles | StoreError] = {}
         self._runs: dict[tuple[str, str], MethodRun | BaseException] = {}
-        self._retrain_seconds: dict[str, float] = {}
+        self._retrain_seconds: dict[str, float | None] = {}
         self._calibrations: dict[ConformanceCase, Calibration] = {}
         self._fingerprints: dict[str, str] = {}
         self._store: tuple[Path, Manifest] | None = None
+        self._collected: dict[str, Benchmark] = {}
         #: The method's certified claim (``@certified``), or None: no certified cases.
         self.claim = claim_of(method)
 
@@ -251,6 +253,16 @@ class Evaluator:
 
     def _load_ensembles(self, bench: Benchmark) -> Ensembles:
         settings = self.settings
+        # Data the benchmark downloads (CIFAR-10) is fetched into the cache first, verified;
+        # the benchmark gets the local paths as a new instance.
+        bench = provide_data(
+            bench,
+            settings.cache_dir / "data",
+            offline=settings.offline,
+            log=self._log,
+            stall_seconds=settings.download_stall,
+            deadline_seconds=settings.download_deadline,
+        )
         if settings.store is not None:
             local, manifest = self._store_manifest()
             if manifest.benchmark == bench.name:
@@ -282,6 +294,25 @@ class Evaluator:
             )
             self._store = (local, read_manifest(local))
         return self._store
+
+    def collected_benchmark(self, benchmark: str) -> Benchmark:
+        """The benchmark whose declared forget sets this run collects tests for: bound to
+        ``--unlearn-store``'s forget sets when it takes them from its store (an imported
+        store may hold some of EasyDUB's ten), else the registry's. A store that cannot be
+        read now leaves the registry's: its tests then fail with the store's error."""
+        bench = get_benchmark(benchmark)
+        if self.settings.store is None or not bench.forget_sets_from_store:
+            return bench
+        if benchmark not in self._collected:
+            try:
+                local, manifest = self._store_manifest()
+                held = bench
+                if manifest.benchmark == benchmark:
+                    held = bind_forget_sets(bench, local, manifest)
+            except StoreError:
+                held = bench
+            self._collected[benchmark] = held
+        return self._collected[benchmark]
 
     def stored_forget_sets(self, benchmark: str) -> tuple[str, ...] | None:
         """The forget sets ``--unlearn-store`` holds for ``benchmark``, when the benchmark takes
@@ -344,12 +375,27 @@ class Evaluator:
             self._fingerprints[benchmark] = get_benchmark(benchmark).fingerprint()
         return self._fingerprints[benchmark]
 
-    def retrain_seconds(self, benchmark: str) -> float:
-        """Seconds one exact retraining takes here (measured once per benchmark)."""
+    def retrain_seconds(self, benchmark: str) -> float | None:
+        """Seconds one exact retraining takes on this run's kind of device, as measured when
+        the store was built; None (said once) when the store does not record it: an imported
+        store, or one built on another kind of device. Never measured here: that would cost a
+        whole retraining per run."""
         if benchmark not in self._retrain_seconds:
-            self._retrain_seconds[benchmark] = retrain_seconds(
-                get_benchmark(benchmark), self.settings.device
-            )
+            recorded = self.ensembles(benchmark).retrain_seconds
+            kind = device_kind(self.settings.device)
+            seconds = recorded.get(kind)
+            if seconds is None:
+                where = (
+                    f"only for {', '.join(sorted(recorded))}"
+                    if recorded
+                    else "for no device (an imported store, or one built before it was recorded)"
+                )
+                self._log(
+                    f"pytest-unlearn: the {benchmark} store records the time of one exact "
+                    f"retraining {where}, not for {kind}: retrain_seconds_per_model stays empty "
+                    "(build the store on this kind of device to record it)"
+                )
+            self._retrain_seconds[benchmark] = seconds
         return self._retrain_seconds[benchmark]
 
     def split_indices(self, case: ConformanceCase) -> torch.Tensor:
@@ -421,12 +467,11 @@ class Evaluator:
 
 
 def _manifest_digest(store: Path) -> str | None:
-    """A short digest of a store's manifest: which store the figures came from."""
-    import hashlib
-
+    """Which store the figures came from: :meth:`Manifest.content_id` (the build's timings
+    left out, so per-host caches of the same ensembles agree)."""
     try:
-        return hashlib.sha256((store / "manifest.json").read_bytes()).hexdigest()[:16]
-    except OSError:
+        return read_manifest(store).content_id()
+    except (OSError, StoreError):
         return None
 
 

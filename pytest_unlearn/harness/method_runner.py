@@ -20,6 +20,7 @@ from ..logs import Log
 from ..metric import margins
 from ..store import Ensembles
 from ..training import model_seed
+from .batched_margins import EVAL_BATCH, MarginBatcher
 from .call_guard import guarded_call
 from .contract_checks import StateSpec, evaluated_model, mark_raised_by_method, returned_state
 from .shared_runs import MemberRun, RunBoard, run_key
@@ -62,7 +63,7 @@ def _split(ensembles: Ensembles, indices: torch.Tensor, device: torch.device) ->
     )
 
 
-_EVAL_BATCH = 4096
+_EVAL_BATCH = EVAL_BATCH
 
 
 @torch.no_grad()
@@ -151,6 +152,7 @@ def run_member(
     seed: int = 0,
     keep_outputs: bool = False,
     params: dict[str, Any] | None = None,
+    batcher: MarginBatcher | None = None,
 ) -> MemberRun:
     """Call ``method`` on member ``index`` for every request of the forget set, in order.
 
@@ -158,6 +160,7 @@ def run_member(
     call's fresh ``context.seed`` (then restored), so the result depends on the member's index
     alone, not on what ran before it or in which process. Every returned model is checked
     against the contract (:mod:`.contract_checks`); a violation raises ``ContractViolation``.
+    With a ``batcher`` the margins are queued there: they are written at its next ``flush``.
     """
     benchmark = ensembles.benchmark
     data = benchmark.load_data()
@@ -206,7 +209,10 @@ def run_member(
         # The parameters are the model: what is measured, kept and handed to the next request
         # is a fresh instance holding the returned state, never the returned object itself.
         model = evaluated_model(state, benchmark.build_model, device)
-        margins.append(_margins_of(model, run_inputs.inputs, run_inputs.targets))
+        if batcher is None:
+            margins.append(_margins_of(model, run_inputs.inputs, run_inputs.targets))
+        else:
+            margins.append(batcher.add(model))
         certificates.append(dict(context.certificate))
         if keep_outputs:
             states.append({n: t.detach().cpu().clone() for n, t in model.state_dict().items()})
@@ -232,6 +238,7 @@ def run_method(
     keep_outputs: bool = False,
     shared: Path | None = None,
     params: dict[str, Any] | None = None,
+    batched_margins: bool | None = None,
 ) -> MethodRun:
     """Call ``method`` on every ensemble member (and request) and return the margins.
 
@@ -239,6 +246,9 @@ def run_method(
     ``shared``, a directory all xdist workers of the run see, lets the workers that need this
     forget set at the same time split its members (:mod:`.shared_runs`); the results are the
     same as without it.
+
+    ``batched_margins`` evaluates the returned models in stacks (:mod:`.batched_margins`)
+    instead of one by one; None (the default): on CUDA only, where it pays.
 
     Example::
 
@@ -250,6 +260,9 @@ def run_method(
     run_inputs = RunInputs.of(ensembles, forget_set, device)
     requests = sorted(run_inputs.splits)
     n_models = ensembles.n_models
+    if batched_margins is None:
+        batched_margins = device.type == "cuda"
+    batcher = MarginBatcher(run_inputs.inputs, run_inputs.targets) if batched_margins else None
     started = time.perf_counter()
     done = 0
 
@@ -258,6 +271,7 @@ def run_method(
         result = run_member(
             method, ensembles, forget_set, index, run_inputs, device,
             timeout=timeout, seed=seed, keep_outputs=keep_outputs, params=params,
+            batcher=batcher,
         )  # fmt: skip
         done += 1
         if log is not None and done % max(1, n_models // 4) == 0:
@@ -268,9 +282,15 @@ def run_method(
         return result
 
     if shared is None:
-        members = [member(index) for index in range(n_models)]
+        members = []
+        for index in range(n_models):
+            members.append(member(index))
+            if batcher is not None and (batcher.full or index == n_models - 1):
+                batcher.flush()
     else:
-        members = _run_shared(member, shared, ensembles, forget_set, seed, device, keep_outputs)
+        members = _run_shared(
+            member, shared, ensembles, forget_set, seed, device, keep_outputs, batcher
+        )
     calls = n_models * len(requests)
     return MethodRun(
         margins={k: torch.stack([m.margins[k - 1] for m in members]) for k in requests},
@@ -291,20 +311,54 @@ def _run_shared(
     seed: int,
     device: torch.device,
     keep_outputs: bool,
+    batcher: MarginBatcher | None = None,
 ) -> list[MemberRun]:
     benchmark = ensembles.benchmark
+    # No store in the key: the board lives in this run's own directory, whose workers all read
+    # the one store the run's settings name (workers of another host get no board at all).
     identity = (benchmark.fingerprint(), seed, ensembles.n_models, device.type, keep_outputs)
     board = RunBoard(shared / run_key(benchmark.name, forget_set, *identity))
     indices = range(ensembles.n_models)
+    # With a batcher a member waits here until its margins are computed (a flush), then is
+    # published: never an uncomputed margin, never a member claimed by us left unpublished.
+    unpublished: dict[int, MemberRun] = {}
 
-    def run_and_publish(index: int) -> None:
+    def publish_ready(flush: bool) -> None:
+        if batcher is not None and (flush or batcher.full):
+            batcher.flush()
+        if batcher is None or not batcher.pending:
+            for index in list(unpublished):
+                board.publish(index, unpublished[index])
+                del unpublished[index]
+
+    def settle_unpublished(error: BaseException) -> None:
+        """After ``error``: publish the members run before it, or their failure if their
+        margins cannot be computed (or on an interrupt: no more work)."""
         try:
-            board.publish(index, member(index))
+            if not isinstance(error, Exception):
+                raise error
+            publish_ready(flush=True)
+        except BaseException as unpublishable:
+            for index in unpublished:
+                board.publish_failure(index, unpublishable)
+            unpublished.clear()
+
+    def run_and_publish(index: int, *, last: bool = False) -> None:
+        try:
+            unpublished[index] = member(index)
+            publish_ready(flush=last)
         except BaseException as error:  # even an interrupt: others must not wait for it
             board.publish_failure(index, error)
+            unpublished.pop(index, None)
+            settle_unpublished(error)
             raise
 
     for index in board.claims(indices):
         run_and_publish(index)
-    board.wait(indices, take_over=run_and_publish)
+    try:
+        publish_ready(flush=True)
+    except BaseException as error:
+        settle_unpublished(error)
+        raise
+    board.wait(indices, take_over=lambda index: run_and_publish(index, last=True))
     return [board.read(index) for index in indices]

@@ -21,9 +21,11 @@ running that member. Nothing waits on a member nobody runs: a failure is publish
         board.wait(range(n_models), take_over=...)
         members = [board.read(i) for i in range(n_models)]
 
-Limitation: the directory must be one the workers share, i.e. workers on the controller's
-machine (xdist's ``-n``); remote ``--tx`` workers that cannot see it run every member
-themselves, as without sharing.
+Limitation: only processes of one host share a board (a claim is checked by process id, which
+means nothing on another host). The controller's directory is given only to workers of its own
+host (``pytest_unlearn.workers.shared_runs_dir``: ``-n`` and ``--tx popen`` workers); an
+``--tx ssh=`` worker gets none, even when a shared file system shows it the directory, and
+runs every member itself, as without sharing.
 """
 
 from __future__ import annotations
@@ -101,8 +103,9 @@ class RunBoard:
 
     def claims(self, indices: Iterable[int]) -> Iterator[int]:
         """Yield the members this process claims, one at a time, each right before it is run
-        (the caller runs and publishes it before asking for the next). Stops at the first
-        failure anyone published: the run is failed, the rest is wasted work."""
+        (the caller runs it before asking for the next, and publishes it then or, with a margin
+        batcher, at the batcher's next flush, which this process makes before it waits). Stops
+        at the first failure anyone published: the run is failed, the rest is wasted work."""
         for index in indices:
             if self._failure_published():
                 return

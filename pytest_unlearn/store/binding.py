@@ -1,10 +1,10 @@
-"""Hand an imported benchmark the forget sets its store holds.
+"""Hand a benchmark the forget sets (and recipe) its store holds.
 
 A benchmark whose forget sets come from its store (``Benchmark.forget_sets_from_store``, e.g.
 ``cifar10-resnet9``) never reads a store itself: this module reads the forget sets' names and
-kinds from the manifest and their indices from the files it lists, checks them, and returns a
-new instance bound to them (``Benchmark.with_forget_sets``). The registry's instance is left
-as it is.
+kinds from the manifest, their indices and requests from the files it lists, checks them, and
+returns a new instance bound to them and to the manifest's recipe
+(``Benchmark.with_forget_sets``). The registry's instance is left as it is.
 
 >>> from pytest_unlearn.benchmarks import get_benchmark
 >>> bench = get_benchmark("digits-mlp")
@@ -15,11 +15,15 @@ True
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..benchmarks.spec import Benchmark, ForgetSet
+from ..benchmarks.spec import Benchmark, DataUnavailable, ForgetSet
 from .layout import forget_set_file
 from .manifest import Manifest, StoreError, read_manifest
 from .reader import natural_order, open_listed
+
+if TYPE_CHECKING:
+    from .reader import _Tensors
 
 KINDS = ("random", "subpopulation")
 
@@ -49,6 +53,7 @@ def bind_forget_sets(
         with open_listed(store, manifest, forget_set_file(plain)) as tensors:
             # File order: EasyDUB's published forget-split files follow it.
             indices = tensors.indices("indices", in_file_order=True)
+            requests = _requests(tensors, indices)
         beyond = n_train is not None and bool(indices) and max(indices) >= n_train
         if not indices or min(indices) < 0 or beyond:
             raise StoreError(
@@ -61,6 +66,23 @@ def bind_forget_sets(
                 kind=kind,  # type: ignore[arg-type]  # checked just above
                 indices=tuple(indices),
                 description=f"{benchmark.describe_imported(name)}; {len(indices)} images",
+                requests=requests,
             )
         )
-    return benchmark.with_forget_sets(tuple(forget_sets))
+    try:
+        return benchmark.with_forget_sets(tuple(forget_sets), recipe=manifest.recipe)
+    except (DataUnavailable, ValueError) as error:
+        raise StoreError(f"{store}: {error}") from None
+
+
+def _requests(tensors: _Tensors, indices: list[int]) -> tuple[tuple[int, ...], ...]:
+    """The deletion requests a store's forget-set file spells out (``request_1``, ...), when
+    there is more than one; ``()`` for a plain forget set (one request, all its indices)."""
+    requests = []
+    while f"request_{len(requests) + 1}" in tensors.keys:
+        requests.append(tuple(tensors.indices(f"request_{len(requests) + 1}", in_file_order=True)))
+    if len(requests) <= 1:
+        return ()
+    if sorted(i for request in requests for i in request) != sorted(indices):
+        raise tensors.fail("its requests are not a partition of 'indices'")
+    return tuple(requests)

@@ -2,7 +2,8 @@
 
 Layout of a store directory (every path is listed in ``manifest.json`` with sha256 and size)::
 
-    manifest.json                     schema, benchmark, fingerprint, n_models, recipe, files
+    manifest.json                     schema, benchmark, fingerprint, n_models, recipe, files,
+                                      retrain_seconds (one exact retraining, per device kind)
     pretrained/weights.safetensors    stacked parameters, leading dimension = model
     pretrained/margins.safetensors    "margins": (models, points), every labelled point
     oracles/<forget>.safetensors      "half_a", "half_b": (models, points) each
@@ -38,6 +39,7 @@ from ..metric import margins
 from ..training import ensemble_logits, model_seed
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
 from .manifest import StoreError, check_output_directory, seal_store
+from .reference_retrain import device_kind, retrain_seconds
 
 MAX_MODELS = 10_000
 """The largest ensemble size a store is built for (``build --models``, ``--unlearn-models``).
@@ -142,8 +144,13 @@ def build_store(
     *,
     device: torch.device | str = "cpu",
     log: Log = stderr_log,
+    measure_retrain: bool = True,
 ) -> Path:
     """Train and write the store for ``n_models`` into ``out``.
+
+    ``measure_retrain`` times one exact retraining on ``device`` (the reference every
+    method's cost is read against) and records it in the manifest, so runs never retrain to
+    print it.
 
     ``out`` must be absent, an empty directory, or a previous store (it holds
     ``manifest.json``), which is replaced; anything else is refused (:class:`OutputRefused`)
@@ -171,7 +178,15 @@ def build_store(
     except OSError as error:
         raise StoreError(f"cannot write store {out}: {error.strerror or error}") from None
     try:
-        _build_into(benchmark, n_models, out, staging, device=device, log=log)
+        _build_into(
+            benchmark,
+            n_models,
+            out,
+            staging,
+            device=device,
+            log=log,
+            measure_retrain=measure_retrain,
+        )
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         raise StoreError(f"cannot write store {out}: {error.strerror or error}{where}") from None
@@ -196,6 +211,7 @@ def _build_into(
     *,
     device: torch.device | str,
     log: Log,
+    measure_retrain: bool,
 ) -> None:
     data = benchmark.load_data()
     started = time.perf_counter()
@@ -219,8 +235,7 @@ def _build_into(
         return params
 
     def ensemble_margins(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = ensemble_logits(benchmark.build_model, params, data.inputs)
-        return margins(logits, data.targets.to(logits.device)).float().cpu()
+        return ensemble_margins_of(benchmark, params, data.inputs, data.targets)
 
     log(f"pytest-unlearn: building {benchmark.name}: {total_models} models into {out}")
     pretrained = train("pretrain", data.train_indices)
@@ -241,6 +256,11 @@ def _build_into(
         for k, request_indices in enumerate(forget_set.requests, start=1):
             indices[f"request_{k}"] = torch.tensor(request_indices, dtype=torch.int64)
         save_tensors(indices, staging / forget_set_file(forget_set))
+    retrain: dict[str, float] = {}
+    if measure_retrain:
+        log(f"  {benchmark.name}: timing one exact retraining on {device}")
+        retrain[device_kind(device)] = retrain_seconds(benchmark, device)
+        log(f"  {benchmark.name}: one exact retraining takes {next(iter(retrain.values())):.2f}s")
     seal_store(
         staging,
         out,
@@ -249,5 +269,30 @@ def _build_into(
         n_models=n_models,
         recipe=asdict(benchmark.recipe),
         forget_sets={fs.name: fs.kind for fs in benchmark.forget_sets},
+        retrain_seconds=retrain,
     )
     log(f"pytest-unlearn: built {benchmark.name} in {time.perf_counter() - started:.1f}s")
+
+
+#: Members whose margins are computed in one vmapped pass (bounds memory with big models).
+_MARGIN_MEMBERS_AT_ONCE = 25
+
+
+def ensemble_margins_of(
+    benchmark: Benchmark,
+    params: dict[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+) -> torch.Tensor:
+    """(models, points) float32 margins of the stacked members on every point, on the CPU;
+    members and points in chunks where the benchmark says its models are big
+    (``eval_points_at_once``), all at once otherwise."""
+    points: int | None = getattr(benchmark, "eval_points_at_once", None)
+    n = next(iter(params.values())).shape[0]
+    step = _MARGIN_MEMBERS_AT_ONCE if points is not None else n
+    rows = []
+    for start in range(0, n, step):
+        chunk = {k: v[start : start + step] for k, v in params.items()}
+        logits = ensemble_logits(benchmark.build_model, chunk, inputs, points_at_once=points)
+        rows.append(margins(logits, targets.to(logits.device)).float().cpu())
+    return torch.cat(rows)

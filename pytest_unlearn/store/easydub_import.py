@@ -338,7 +338,7 @@ def import_easydub(
     """
     check_ensemble_size(models)
     check_torch_version()
-    bench = benchmark if benchmark is not None else CIFAR10ResNet9()
+    bench = (benchmark if benchmark is not None else CIFAR10ResNet9()).as_imported()
     tree, out = _Tree(Path(source)), Path(out)
     _check_out(out)
     if not tree.root.is_dir():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -36,6 +36,9 @@ class Ensembles:
     pretrained_params: dict[str, torch.Tensor]
     pretrained_margins: torch.Tensor  # (models, points)
     oracles: dict[tuple[str, int], OracleHalves]  # (forget set, request) -> halves
+    #: Seconds of one exact retraining, measured when the store was built, by device kind
+    #: (:func:`.reference_retrain.device_kind`); empty for an imported store.
+    retrain_seconds: dict[str, float] = field(default_factory=dict)
 
     def member(self, index: int) -> nn.Module:
         """A private, freshly built copy of pretrained member ``index``."""

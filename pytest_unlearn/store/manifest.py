@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,10 @@ class Manifest:
     recipe: dict[str, Any] = field(hash=False)
     forget_sets: dict[str, str] = field(hash=False)
     files: tuple[FileEntry, ...]
+    #: Seconds one exact retraining took when the store was built, per device kind
+    #: (``"cpu"``, ``"cuda:NVIDIA H200"``); empty for an imported store. Written only when
+    #: non-empty, so stores from before it existed keep their bytes.
+    retrain_seconds: dict[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         entries = tuple(sorted(self.files, key=lambda e: e.path))
@@ -141,6 +146,19 @@ class Manifest:
             size = _get(meta, "size", int, source, where=f"file {path!r}")
             entries.append(FileEntry(path=path, sha256=sha, size=size))
         entries.sort(key=lambda e: e.path)
+        retrain_seconds = data.get("retrain_seconds", {})
+        if not isinstance(retrain_seconds, dict) or not all(
+            isinstance(k, str)
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and v > 0
+            for k, v in retrain_seconds.items()
+        ):
+            raise StoreError(
+                f"manifest {source}: 'retrain_seconds' must map device kinds to positive "
+                f"seconds, got {_short_repr(retrain_seconds)}"
+            )
         _check_counts(n_models, forget_sets, source)
         _check_entries(entries, source)
         return cls(
@@ -151,11 +169,12 @@ class Manifest:
             recipe=recipe,
             forget_sets=dict(forget_sets),
             files=tuple(entries),
+            retrain_seconds={k: float(v) for k, v in retrain_seconds.items()},
         )
 
     def to_json(self) -> str:
         """The manifest as JSON text (sorted keys, indent 2); ``parse`` reads it back equal."""
-        data = {
+        data: dict[str, Any] = {
             "schema": self.schema,
             "benchmark": self.benchmark,
             "fingerprint": self.fingerprint,
@@ -164,7 +183,20 @@ class Manifest:
             "forget_sets": self.forget_sets,
             "files": {e.path: {"sha256": e.sha256, "size": e.size} for e in self.files},
         }
+        if self.retrain_seconds:
+            data["retrain_seconds"] = self.retrain_seconds
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def content_id(self) -> str:
+        """A short digest of what the store holds: the manifest without the build's measured
+        timings, so two builds of the same ensembles (on two hosts, in two CI runs) share it.
+
+        >>> m = Manifest(1, "b", "f", 2, {}, {}, ())
+        >>> m.content_id() == replace(m, retrain_seconds={"cpu": 1.0}).content_id()
+        True
+        """
+        canonical = replace(self, retrain_seconds={}).to_json().encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]
 
     def entry(self, path: str) -> FileEntry:
         """The entry for relative ``path``; ``KeyError`` naming the path if the store lacks it.
@@ -426,6 +458,7 @@ def build_manifest(
     n_models: int,
     recipe: dict[str, Any],
     forget_sets: dict[str, str],
+    retrain_seconds: dict[str, float] | None = None,
 ) -> Manifest:
     """A manifest for every ``*.safetensors`` file under ``root`` (hashed now, sorted by path).
 
@@ -454,6 +487,7 @@ def build_manifest(
         recipe=dict(recipe),
         forget_sets=dict(forget_sets),
         files=entries,
+        retrain_seconds=dict(retrain_seconds or {}),
     )
 
 

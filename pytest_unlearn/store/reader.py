@@ -160,6 +160,7 @@ def read_ensembles(
         pretrained_params=pretrained,
         pretrained_margins=pretrained_margins,
         oracles=oracles,
+        retrain_seconds=dict(manifest.retrain_seconds),
     )
 
 
@@ -177,15 +178,14 @@ def _with_requests(name: str, requests: int) -> ForgetSet:
 
 def _known_forget_sets(benchmark: str) -> dict[str, ForgetSet] | None:
     """The forget sets ``benchmark`` defines by name, or None when they come from the store
-    itself (an imported benchmark, ``buildable = False``) or this installation does not know
-    the benchmark."""
+    itself (``forget_sets_from_store``) or this installation does not know the benchmark."""
     from ..benchmarks import get_benchmark
 
     try:
         bench = get_benchmark(benchmark)
     except KeyError:
         return None
-    if not bench.buildable:
+    if bench.forget_sets_from_store:
         return None
     return {fs.name: fs for fs in bench.forget_sets}
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ...benchmarks import get_benchmark
-from ..cases import CertifiedCase, requests_of
+from ..cases import CertifiedCase, Resolve, requests_of
 from . import blackbox, whitebox
 from .base import (
     CertifiedCheck,
@@ -124,7 +124,10 @@ def run_check(
 
 
 def certified_cases(
-    benchmarks: Iterable[str], profile: str = "full", claim: CertifiedClaim | None = None
+    benchmarks: Iterable[str],
+    profile: str = "full",
+    claim: CertifiedClaim | None = None,
+    resolve: Resolve = get_benchmark,
 ) -> list[CertifiedCase]:
     """The certified checks of a method claiming ``claim``, sorted by id: every registered
     check (:func:`registered_checks`) on every forget set (and request) the
@@ -136,8 +139,8 @@ def certified_cases(
     """
     checks = registered_checks()
     cases = []
-    for name, fs, request in requests_of(benchmarks, profile):
-        benchmark = get_benchmark(name)
+    for name, fs, request in requests_of(benchmarks, profile, resolve):
+        benchmark = resolve(name)
         cases += [
             CertifiedCase(name, fs.name, check.name, request, fs.sequential)
             for check in checks
