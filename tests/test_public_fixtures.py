@@ -14,6 +14,9 @@ from conftest import CACHE_MODELS, REPO_ROOT, output, unlearn_args
 from pytest_unlearn.report.json_report import load_report
 
 EXAMPLE = "examples/test_with_unlearn_fixtures.py"
+#: Where the tests put it: in the project's own root, as docs/fixtures.md tells authors to
+#: (under ``examples/`` it would clash with this process's own ``examples`` package).
+COPIED_EXAMPLE = "test_with_unlearn_fixtures.py"
 
 #: A cheap method whose output depends on the call's seed (the global RNG is seeded with it).
 NOISY_METHOD = """
@@ -50,8 +53,8 @@ def test_an_unrelated_run_imports_no_torch(pytester: pytest.Pytester) -> None:
 
 @pytest.fixture
 def with_example_tests(with_examples: pytest.Pytester) -> pytest.Pytester:
-    """``with_examples`` plus the worked example test file it leaves out."""
-    shutil.copy(REPO_ROOT / EXAMPLE, with_examples.path / EXAMPLE)
+    """``with_examples`` plus the worked example test file, copied into the project's root."""
+    shutil.copy(REPO_ROOT / EXAMPLE, with_examples.path / COPIED_EXAMPLE)
     return with_examples
 
 
@@ -61,7 +64,7 @@ def test_the_worked_example_from_an_empty_cache_under_xdist(
     pytester = with_example_tests
     cache = pytester.path / "cache"
     result = pytester.runpytest(
-        EXAMPLE, "-n", "2", f"--unlearn-cache-dir={cache}", "--unlearn-models=4", "-rs"
+        COPIED_EXAMPLE, "-n", "2", f"--unlearn-cache-dir={cache}", "--unlearn-models=4", "-rs"
     )
     # At N=4 the KLoM case cannot fail, so it is skipped with the reason; the rest pass.
     result.assert_outcomes(passed=3, skipped=1)
@@ -73,7 +76,7 @@ def test_the_worked_example_from_an_empty_cache_under_xdist(
 def test_the_worked_example_passes_with_a_conclusive_ensemble(
     with_example_tests: pytest.Pytester, unlearn_cache: Path
 ) -> None:
-    result = with_example_tests.runpytest(EXAMPLE, *unlearn_args(unlearn_cache), "-rA")
+    result = with_example_tests.runpytest(COPIED_EXAMPLE, *unlearn_args(unlearn_cache), "-rA")
     result.assert_outcomes(passed=4)
     assert "building" not in output(result)  # the session's N=16 store serves it
 

@@ -108,3 +108,6 @@ def test_a_store_file_the_manifest_does_not_list_fails_the_run_naming_it(
     result.assert_outcomes(failed=1)
     assert f"{forged / oracle}: not listed in" in output(result)
     assert "Traceback" not in output(result)
+    # Said once: not again as the cause of a second exception.
+    assert "During handling of the above exception" not in output(result)
+    assert "direct cause of the following exception" not in output(result)
