@@ -155,6 +155,9 @@ def main() -> int:
                 f"--rootdir={REPO}",
                 "-p",
                 "no:cacheprovider",
+                # This process imported the plugin before pytest could rewrite its asserts.
+                "-W",
+                "ignore::pytest.PytestAssertRewriteWarning",
                 "-q",
                 f"--unlearn-method={method}",
                 f"--unlearn-benchmark={NAME}",
