@@ -111,3 +111,43 @@ def test_a_store_file_the_manifest_does_not_list_fails_the_run_naming_it(
     # Said once: not again as the cause of a second exception.
     assert "During handling of the above exception" not in output(result)
     assert "direct cause of the following exception" not in output(result)
+
+
+def _count_manifest_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The source of every manifest parsed from now on, in this process."""
+    from pytest_unlearn.store.manifest import Manifest
+
+    parsed: list[str] = []
+    parse = Manifest.parse.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Manifest], raw: bytes | str, source: str) -> Manifest:
+        parsed.append(source)
+        return parse(cls, raw, source)
+
+    monkeypatch.setattr(Manifest, "parse", classmethod(counting))
+    return parsed
+
+
+def test_a_run_on_the_cache_parses_its_manifest_once(
+    pytester: pytest.Pytester, unlearn_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_manifest_parses(monkeypatch)
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn",
+        f"--unlearn-models={MODELS}",
+        f"--unlearn-cache-dir={unlearn_cache}",
+        "-k",
+        "knn36",
+    )
+    result.assert_outcomes(failed=3)
+    assert len(parsed) == 1, parsed
+
+
+def test_a_run_on_a_store_parses_its_manifest_to_verify_and_once_to_read(
+    pytester: pytest.Pytester, published_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_manifest_parses(monkeypatch)
+    _run(pytester, f"--unlearn-store={published_store}").assert_outcomes(failed=1)
+    # fetch's verification of the files, then the one read that binds and loads them
+    assert len(parsed) == 2, parsed

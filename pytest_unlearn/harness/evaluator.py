@@ -218,7 +218,6 @@ class Evaluator:
         self.settings = settings
         #: ``--unlearn-baseline``'s records: tests gate on regressions against them.
         self.baseline = baseline
-        self._store_ids: dict[str, str | None] = {}
         self.method = method
         self._log = log or (lambda message: None)
         #: A directory every xdist worker of the run sees: workers split a forget set's
@@ -269,15 +268,10 @@ class Evaluator:
                 # An imported benchmark gets its forget sets from the store (a new instance;
                 # the registry's is never changed); the manifest is read once per run.
                 bench = bind_forget_sets(bench, local, manifest)
-                self._store_ids[bench.name] = _manifest_digest(local)
                 return read_ensembles(bench, local, settings.models, manifest=manifest)
-        ensembles = load_or_build(
+        return load_or_build(
             bench, settings.models, settings.cache_dir, device=settings.device, log=self._log
         )
-        self._store_ids[bench.name] = _manifest_digest(
-            settings.cache_dir / bench.name / bench.fingerprint()
-        )
-        return ensembles
 
     def _store_manifest(self) -> tuple[Path, Manifest]:
         """``--unlearn-store`` as a verified local directory and its manifest, once per run."""
@@ -432,7 +426,7 @@ class Evaluator:
                 floor=klom(halves.half_b[:, columns], oracle),
             )
         calibration = self.calibration(case)
-        store_id = self._store_ids.get(case.benchmark)
+        store_id = ensembles.store_id
         comparison, mismatch = None, None
         if self.baseline is not None:
             mismatch = self.baseline.store_mismatch(case.benchmark, store_id)
@@ -464,15 +458,6 @@ class Evaluator:
         run = self.method_run(case.benchmark, case.forget_set)
         ensembles = self.ensembles(case.benchmark)
         return run_check(case, self.claim, run, ensembles)
-
-
-def _manifest_digest(store: Path) -> str | None:
-    """Which store the figures came from: :meth:`Manifest.content_id` (the build's timings
-    left out, so per-host caches of the same ensembles agree)."""
-    try:
-        return read_manifest(store).content_id()
-    except (OSError, StoreError):
-        return None
 
 
 EVALUATOR_KEY = pytest.StashKey[Evaluator]()

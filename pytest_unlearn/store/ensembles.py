@@ -39,6 +39,9 @@ class Ensembles:
     #: Seconds of one exact retraining, measured when the store was built, by device kind
     #: (:func:`.reference_retrain.device_kind`); empty for an imported store.
     retrain_seconds: dict[str, float] = field(default_factory=dict)
+    #: Which store the ensembles came from (:meth:`.manifest.Manifest.content_id`, the build's
+    #: timings left out, so per-host caches of the same ensembles agree); None if not a store.
+    store_id: str | None = None
 
     def member(self, index: int) -> nn.Module:
         """A private, freshly built copy of pretrained member ``index``."""

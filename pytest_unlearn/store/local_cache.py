@@ -20,7 +20,7 @@ from ..logs import Log, stderr_log
 from .builder import build_store, check_ensemble_size
 from .ensembles import Ensembles
 from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
-from .manifest import StoreError, read_manifest
+from .manifest import Manifest, StoreError, read_manifest
 from .reader import read_ensembles
 
 
@@ -61,26 +61,28 @@ def load_or_build(
     lock = store.with_name(store.name + ".lock")
     what = f"the build of {benchmark.name} into {store}"
     with held_lock(lock, what=what, say=log, timeout=lock_timeout):
-        if _stored_models(store) >= n_models:
+        manifest = _complete_manifest(store)
+        if manifest is not None and manifest.n_models >= n_models:
             try:
-                return read_ensembles(benchmark, store, n_models)
+                return read_ensembles(benchmark, store, n_models, manifest=manifest)
             except StoreError as error:
                 log(f"pytest-unlearn: the cached store cannot be used ({error}); rebuilding it")
         build_store(benchmark, n_models, store, device=device, log=log)
         return read_ensembles(benchmark, store, n_models)
 
 
-def _stored_models(store: Path) -> int:
-    """How many models the cached store holds; 0 when absent, incomplete or unreadable.
+def _complete_manifest(store: Path) -> Manifest | None:
+    """The cached store's manifest, if every file it lists is there at its size; else None
+    (absent, incomplete or unreadable).
 
     Only sizes are checked: the files were hashed when this machine wrote them.
     """
     try:
         manifest = read_manifest(store)
     except StoreError:
-        return 0
+        return None
     for entry in manifest.files:
         path = store / entry.path
         if not path.is_file() or path.stat().st_size != entry.size:
-            return 0
-    return manifest.n_models
+            return None
+    return manifest

@@ -161,6 +161,7 @@ def read_ensembles(
         pretrained_margins=pretrained_margins,
         oracles=oracles,
         retrain_seconds=dict(manifest.retrain_seconds),
+        store_id=manifest.content_id(),
     )
 
 
