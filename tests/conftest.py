@@ -131,6 +131,14 @@ def _no_unlearn_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_for_local_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test server listens on 127.0.0.1, and urllib (children too, by inheritance)
+    honours *_proxy variables: reach the servers directly."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture(scope="session")
 def unlearn_cache(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """A cache directory holding the digits-mlp store for ``CACHE_MODELS`` models.

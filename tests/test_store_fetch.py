@@ -43,13 +43,6 @@ FAST: dict[str, Any] = {"retries": 3, "backoff": 0.001, "timeout": 5.0}
 WEIGHTS = "pretrained/weights.safetensors"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # urllib honours *_proxy variables; the test server must be reached directly.
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("source")

@@ -27,12 +27,6 @@ WEIGHTS = "pretrained/weights.safetensors"
 ONCE: dict[str, Any] = {"retries": 1, "backoff": 0.001, "timeout": 5.0}
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store whose weights are 64 KiB: enough bytes to trickle steadily for a while."""
