@@ -95,6 +95,32 @@ def test_summary_table_lists_every_case_with_a_verdict(
     assert "returned its input unchanged" in rows["digits-mlp-knn36-forget"]
 
 
+def test_a_teardown_error_reaches_the_summary_table(
+    pytester: pytest.Pytester, unlearn_cache: Path
+) -> None:
+    """The table is built from the same records as the JSON report: a test whose teardown
+    fails after its verdict is shown as the error pytest counts, with the verdict it had."""
+    pytester.makepyfile(
+        mymethod=IDENTITY_METHOD,
+        broken_teardown=(
+            "import pytest\n\n\n@pytest.fixture(autouse=True)\ndef _broken_teardown():\n"
+            "    yield\n    raise RuntimeError('teardown broke')\n"
+        ),
+    )
+    pytester.syspathinsert()
+    result = _run(
+        pytester, unlearn_cache, "mymethod:unlearn", "-p", "broken_teardown", "-k", "random36"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes["errors"] == 3  # every teardown broke
+    rows = [line for line in _table(result) if line.startswith("digits-mlp-random36")]
+    assert len(rows) == 3
+    # An error on top of a pass or a skip is the error pytest counts; a failure stays one.
+    not_failed = outcomes.get("passed", 0) + outcomes.get("skipped", 0)
+    assert not_failed >= 1
+    assert sum("ERROR (after " in row for row in rows) == not_failed
+
+
 def test_summary_table_lists_only_conformance_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(mymethod=IDENTITY_METHOD)
     pytester.mkdir("unlearn")

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from ..figures import CERTIFIED_CASE_PROPERTY
 from ..harness.certified_checks import CertifiedCheck, Column, registered_checks
-from .records import CERTIFIED_CASE_PROPERTY, CaseRecord, RecordCollector
+from .records import CaseRecord, RecordCollector
 from .terminal_table import write_table
 
 #: The columns every row has, before the checks' own.
@@ -42,19 +43,11 @@ def _number(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, int | float) else "-"
 
 
-def _verdict(record: CaseRecord) -> str:
-    """The recorded verdict, else the pytest outcome; an error after a verdict says both."""
-    verdict = record.figures.get("verdict")
-    if record.outcome == "error":
-        return f"ERROR (after {verdict})" if verdict else "ERROR"
-    return str(verdict or record.outcome.upper())
-
-
 def row_cells(record: CaseRecord, columns: tuple[Column, ...]) -> tuple[str, ...]:
     """One table row: the test id, a cell per column, the verdict."""
     figures = record.figures
     cells = (_number(figures.get(column.figure), column.format) for column in columns)
-    return (record.test_id, *cells, _verdict(record))
+    return (record.test_id, *cells, record.verdict_label)
 
 
 class CertifiedTable:

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from ..atomic_files import write_atomically
-from ..figures import CASE_FIGURES
-from .records import CERTIFIED_CASE_PROPERTY, OUTCOMES, CaseRecord, RecordCollector
+from ..figures import CASE_FIGURES, CERTIFIED_CASE_PROPERTY
+from .records import OUTCOMES, CaseRecord, RecordCollector
 
 #: The format's name and major version. Adding a field keeps it; removing, renaming or changing
 #: the meaning of one bumps the number (see docs/reports.md, "Versioning").

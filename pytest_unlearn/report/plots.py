@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ..atomic_files import replace_atomically
-from .records import VERDICT_QUALIFIERS, CaseRecord, RecordCollector
+from .records import CaseRecord, RecordCollector
 
 #: Panel order: the case's own splits first, in the order the conformance ids list them.
 _SPLIT_ORDER = ("forget", "retain", "validation")
@@ -119,9 +119,7 @@ def _draw_panel(axes: Any, record: CaseRecord) -> None:
         axes.axvline(threshold, color="black", linestyle="--", label="P95 threshold")
     axes.axhline(0.95, color="gray", linestyle=":", linewidth=1)
     p95 = _number(figures.get("p95"))
-    verdict = figures.get("verdict") or record.outcome.upper()
-    if figures.get("verdict_reason") in VERDICT_QUALIFIERS:
-        verdict += f" ({VERDICT_QUALIFIERS[figures['verdict_reason']]})"
+    verdict = record.verdict_label
     summary = f"P95 {p95:.3f}" if p95 is not None else "no P95"
     if threshold is not None:
         summary += f", threshold {threshold:.3f}"

@@ -14,31 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..figures import (
-    CASE_PROPERTY,
-    CERTIFIED_CASE_PROPERTY,
-    POINT_SERIES,
-    POINTS_PROPERTY,
-    VERDICT_QUALIFIERS,
-    from_properties,
-    points_from_figures,
-    to_properties,
-)
-
-__all__ = [
-    "CASE_PROPERTY",
-    "CERTIFIED_CASE_PROPERTY",
-    "POINTS_PROPERTY",
-    "POINT_SERIES",
-    "VERDICT_QUALIFIERS",
-    "CaseRecord",
-    "RecordCollector",
-    "case_id",
-    "from_properties",
-    "phase_outcome",
-    "short_message",
-    "to_properties",
-]
+from ..figures import CASE_PROPERTY, VERDICT_QUALIFIERS, from_properties, points_from_figures
 
 
 def case_id(properties: Iterable[tuple[str, Any]], name: str = CASE_PROPERTY) -> str | None:
@@ -95,6 +71,29 @@ class CaseRecord:
     @property
     def points(self) -> dict[str, list[float]] | None:
         return points_from_figures(self.figures)
+
+    @property
+    def verdict_label(self) -> str:
+        """What every table and plot shows as the verdict: the recorded verdict, else the
+        pytest outcome (an error after a verdict says both), with the qualifiers the figures
+        carry (why a case is inconclusive, a method that returned its input unchanged).
+
+        >>> CaseRecord("t", "n", "error", figures={"verdict": "PASS"}).verdict_label
+        'ERROR (after PASS)'
+        >>> CaseRecord("t", "n", figures={"verdict": "INCONCLUSIVE",
+        ...     "verdict_reason": "cannot-fail"}).verdict_label
+        'INCONCLUSIVE (cannot fail at this N)'
+        """
+        verdict = self.figures.get("verdict")
+        if self.outcome == "error":
+            label = f"ERROR (after {verdict})" if verdict else "ERROR"
+        else:
+            label = str(verdict or self.outcome.upper())
+        qualifiers = [VERDICT_QUALIFIERS.get(self.figures.get("verdict_reason"))]
+        if self.figures.get("returned_input_unchanged") is True:
+            qualifiers.append("returned its input unchanged")
+        shown = [q for q in qualifiers if q]
+        return f"{label} ({'; '.join(shown)})" if shown else label
 
 
 def _strip_prefix(text: str, prefix: str) -> str:

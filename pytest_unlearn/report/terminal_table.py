@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
-from .records import VERDICT_QUALIFIERS, case_id, from_properties
+from .records import CaseRecord, RecordCollector
 
 _COLUMNS = ("test", "P95 KLoM", "threshold", "floor", "do-nothing", "score", "verdict")
 
 
-@dataclass
-class TableRow:
-    test_id: str
-    outcome: str
-    figures: dict[str, Any] = field(default_factory=dict)
+def row_cells(record: CaseRecord) -> tuple[str, ...]:
+    """One row of the table: the test id, its figures, its verdict."""
+    figures = record.figures
 
-    def cells(self) -> tuple[str, ...]:
-        def number(key: str) -> str:
-            value = self.figures.get(key)
-            return f"{value:.3f}" if isinstance(value, int | float) else "-"
+    def number(key: str) -> str:
+        value = figures.get(key)
+        return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
-        verdict = self.figures.get("verdict") or self.outcome.upper()
-        qualifiers = [VERDICT_QUALIFIERS.get(self.figures.get("verdict_reason"))]
-        if self.figures.get("returned_input_unchanged") is True:
-            qualifiers.append("returned its input unchanged")
-        if any(qualifiers):
-            verdict += f" ({'; '.join(q for q in qualifiers if q)})"
-        score = self.figures.get("score")
-        return (
-            self.test_id,
-            number("p95"),
-            number("threshold"),
-            number("floor"),
-            number("do_nothing"),
-            f"{score:.0f}%" if isinstance(score, int | float) else "-",
-            verdict,
-        )
+    score = figures.get("score")
+    return (
+        record.test_id,
+        number("p95"),
+        number("threshold"),
+        number("floor"),
+        number("do_nothing"),
+        f"{score:.0f}%" if isinstance(score, int | float) else "-",
+        record.verdict_label,
+    )
 
 
 def write_table(
@@ -62,26 +50,19 @@ class TerminalTable:
     """Collects conformance reports as they arrive and prints the table at the end."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, TableRow] = {}
+        self.collector = RecordCollector()
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        test_id = case_id(report.user_properties)
-        if test_id is None:
-            return
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            self.rows[test_id] = TableRow(
-                test_id, report.outcome, from_properties(report.user_properties)
-            )
+        self.collector.add(report)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.rows:
+        records = self.collector.records()
+        if not records:
             return
         terminalreporter.section("pytest-unlearn conformance")
-        write_table(
-            terminalreporter, _COLUMNS, [self.rows[key].cells() for key in sorted(self.rows)]
-        )
+        write_table(terminalreporter, _COLUMNS, [row_cells(record) for record in records])
         terminalreporter.write_line(
             "P95 KLoM = 95th percentile over the split's points of KL(unlearned || oracle); "
             "floor = same for a second oracle ensemble; fail above the threshold (or far below "
