@@ -269,3 +269,26 @@ def test_a_failure_outside_the_method_is_never_blamed_on_it(
     assert "RuntimeError: disk on fire" in text
     assert "the method raised" not in text
     assert "Traceback" not in text
+
+
+def test_a_method_failure_on_another_worker_is_blamed_on_the_method(
+    pytester: pytest.Pytester, unlearn_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under xdist another worker may meet the method's exception first and publish it: the
+    tests here must say the method raised, not that the suite could not evaluate."""
+    from pytest_unlearn.harness import evaluator
+    from pytest_unlearn.harness.shared_runs import MemberFailedElsewhere
+
+    def failed_elsewhere(*args: object, **kwargs: object) -> None:
+        raise MemberFailedElsewhere(
+            "the method raised ValueError: boom on model 1 of this forget set, in xdist "
+            "worker gw1 (its test of this forget set shows the traceback)"
+        )
+
+    monkeypatch.setattr(evaluator, "run_method", failed_elsewhere)
+    pytester.makepyfile(mymethod=IDENTITY_METHOD)
+    result = _run(pytester, unlearn_cache, "mymethod:unlearn", "-k", "knn36", models=2)
+    result.assert_outcomes(failed=3)
+    text = output(result)
+    assert text.count("the method raised ValueError: boom on model 1") >= 3
+    assert "not the method's fault" not in text

@@ -342,7 +342,10 @@ class Evaluator:
                     params=dict(self.settings.params),
                 )
             except Exception as error:
-                if raised_by_method(error) or isinstance(error, ContractViolation):
+                # A failure another worker published already says whose it was.
+                if raised_by_method(error) or isinstance(
+                    error, ContractViolation | MemberFailedElsewhere
+                ):
                     self._runs[key] = error
                     raise
                 # Not the method's doing (the data, the device, the suite itself): one line
