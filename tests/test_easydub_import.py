@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import output
 from safetensors.torch import load_file
 
 from pytest_unlearn.benchmarks.cifar10_resnet9 import (
@@ -541,3 +542,25 @@ def test_tests_are_collected_only_for_the_forget_sets_the_store_holds(
     )  # fmt: skip
     ids = [line.split("[", 1)[1].rstrip("]") for line in result.outlines if "test_klom[" in line]
     assert ids == [f"cifar10-resnet9-set4-{split}" for split in ("forget", "retain", "validation")]
+
+
+def test_a_store_that_cannot_be_bound_collects_tests_that_fail_naming_it(
+    pytester: pytest.Pytester, tree: Path, tmp_path: Path
+) -> None:
+    """A store whose forget sets cannot be bound (here: a recipe this installation does not
+    know) must not shrink the run to nothing: the benchmark's declared tests are collected and
+    every one fails with the store's error."""
+    store, _ = _import(tree, tmp_path / "store", forget_ids=[4])
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["benchmark"] = "cifar10-resnet9"
+    manifest["recipe"] = {"name": "a recipe nobody knows"}
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    pytester.makepyfile(mymethod="def unlearn(model, forget, retain, context):\n    return model\n")
+    result = pytester.runpytest(
+        "--unlearn-method=mymethod:unlearn", "--unlearn-benchmark=cifar10-resnet9",
+        f"--unlearn-store={store}", f"--unlearn-cache-dir={tmp_path / 'cache'}",
+        "--unlearn-profile=quick",
+    )  # fmt: skip
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 3 and "passed" not in outcomes, outcomes
+    assert "pytest-unlearn store error" in output(result)

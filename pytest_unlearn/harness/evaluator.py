@@ -24,7 +24,6 @@ from ..store import (
     bind_forget_sets,
     load_or_build,
     read_ensembles,
-    stored_forget_sets,
 )
 from ..store.data_files import provide_data
 from ..store.fetch import materialize
@@ -307,22 +306,6 @@ class Evaluator:
                 held = bench
             self._collected[benchmark] = held
         return self._collected[benchmark]
-
-    def stored_forget_sets(self, benchmark: str) -> tuple[str, ...] | None:
-        """The forget sets ``--unlearn-store`` holds for ``benchmark``, when the benchmark takes
-        its forget sets from its store (an imported one); None: no restriction (a locally
-        built benchmark, another store, or a store that cannot be read now, whose tests then
-        fail with the store's error)."""
-        bench = get_benchmark(benchmark)
-        if self.settings.store is None or not bench.forget_sets_from_store:
-            return None
-        try:
-            local, manifest = self._store_manifest()
-            if manifest.benchmark != benchmark:
-                return None
-            return stored_forget_sets(local, manifest=manifest)
-        except StoreError:
-            return None
 
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)
