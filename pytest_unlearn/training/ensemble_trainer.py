@@ -180,6 +180,12 @@ def train_ensemble(
     if members_at_once is not None and members_at_once < 1:
         raise ValueError(f"members_at_once must be at least 1, got {members_at_once}")
     device = torch.device(device)
+    # Once for every chunk: the trainers' own .to(device) then copies nothing.
+    inputs, targets = inputs.to(device), targets.to(device)
+    train_indices = train_indices.to(device)
+    batched = engine == "batched" or (
+        engine == "auto" and plain and supports(build_model_probe(build_model))
+    )
     chunk = members_at_once or max(1, len(seeds))
     chunks = [list(seeds[i : i + chunk]) for i in range(0, len(seeds), chunk)]
     states = []
@@ -199,8 +205,7 @@ def train_ensemble(
                 chunk_seeds,
                 device=device,
                 progress=chunk_progress,
-                batched=engine == "batched"
-                or (engine == "auto" and plain and supports(build_model_probe(build_model))),
+                batched=batched,
                 learning_rate=learning_rate,
                 autocast=autocast,
             )
