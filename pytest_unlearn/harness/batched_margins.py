@@ -40,7 +40,7 @@ from torch.func import functional_call, vmap
 
 from ..metric import margins
 
-#: Points per forward pass of the per-model path (``method_runner._EVAL_BATCH``'s value).
+#: Points per forward pass, of the per-model path (``method_runner._margins_of``) too.
 EVAL_BATCH = 4096
 #: Model-point pairs per batched forward pass: 4 per-model batches' worth of activations.
 MAX_PAIRS = 4 * EVAL_BATCH

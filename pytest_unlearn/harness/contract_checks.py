@@ -36,10 +36,6 @@ class ContractViolation(Exception):
     """The method broke its contract (wrong return value, non-finite weights, timeout...)."""
 
 
-class MethodTimeout(ContractViolation):
-    """The method did not return within ``--unlearn-timeout`` seconds."""
-
-
 @dataclass(frozen=True)
 class StateSpec:
     """What the benchmark's architecture holds: every state entry's shape and dtype."""

@@ -63,21 +63,19 @@ def _split(ensembles: Ensembles, indices: torch.Tensor, device: torch.device) ->
     )
 
 
-_EVAL_BATCH = EVAL_BATCH
-
-
 @torch.no_grad()
 def _margins_of(
     model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    """The model's margins on every point, in batches so big benchmarks fit in memory."""
+    """The model's margins on every point, in eval mode, in batches so big benchmarks fit in
+    memory; the model is left in the mode it came in."""
     was_training = model.training
     model.eval()
     out = [
-        margins(model(inputs[i : i + _EVAL_BATCH]), targets[i : i + _EVAL_BATCH]).float().cpu()
-        for i in range(0, len(targets), _EVAL_BATCH)
+        margins(model(inputs[i : i + EVAL_BATCH]), targets[i : i + EVAL_BATCH]).float().cpu()
+        for i in range(0, len(targets), EVAL_BATCH)
     ]
-    model.train(was_training)  # the next request's call gets the model as the method left it
+    model.train(was_training)
     return torch.cat(out)
 
 
