@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -403,7 +402,7 @@ class Evaluator:
         halves = ensembles.oracles[case.forget_set, case.request]
         oracle = halves.half_a[:, columns]
         values = klom(run.margins[case.request][:, columns], oracle)
-        values_np = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        summary = summarize(values)
         points = None
         if self.settings.plots is not None:  # ~23 bytes per point in every JUnit testcase
             points = points_property(
@@ -418,13 +417,11 @@ class Evaluator:
             mismatch = self.baseline.store_mismatch(case.benchmark, store_id)
             record = self.baseline.record(case.id)
             if record is not None and mismatch is None:
-                comparison = compare(
-                    float(np.percentile(values_np, 95)), calibration.margin, record
-                )
+                comparison = compare(summary.p95, calibration.margin, record)
         return CaseResult(
             case=case,
             n_models=ensembles.n_models,
-            klom=summarize(values_np),
+            klom=summary,
             calibration=calibration,
             method_seconds=run.seconds_per_call,
             retrain_seconds=self.retrain_seconds(case.benchmark),
