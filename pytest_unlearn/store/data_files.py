@@ -22,9 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
 from pathlib import Path
 
 from ..benchmarks.spec import Benchmark, RemoteFile
@@ -35,21 +32,14 @@ from .fetch import (
     DEFAULT_DEADLINE_SECONDS,
     DEFAULT_STALL_SECONDS,
     OfflineError,
-    _content_length,
-    _force_unlink,
+    _download_once,
     _human,
     _lock,
-    _Meter,
-    _Mismatch,
-    _open,
     _Policy,
-    _read,
     _retrying,
-    _Transient,
 )
 from .manifest import StoreError
 
-_BLOCK = 1 << 20
 #: A file of unknown size larger than this is refused: no benchmark's data is bigger.
 MAX_DATA_BYTES = 8 << 30
 
@@ -123,43 +113,19 @@ def fetch_data_file(
             file.url,
             policy,
             say,
-            lambda deadline: _download_once(file, target, policy, deadline, say),
+            # md5 because that is the checksum the data's publisher gives; it guards against
+            # corrupted and truncated transfers, and the URL is the publisher's own.
+            lambda deadline: _download_once(
+                file.url,
+                target,
+                what=file.filename,
+                checksum=("md5", file.md5.lower()),
+                size=file.size,
+                limit=MAX_DATA_BYTES,
+                policy=policy,
+                deadline=deadline,
+                say=say,
+            ),
         )
     say(f"pytest-unlearn: {file.filename} verified (md5 {file.md5}) at {target}")
     return target
-
-
-def _download_once(
-    file: RemoteFile, target: Path, policy: _Policy, deadline: float | None, say: Log
-) -> None:
-    """One attempt: stream into a part file, check the md5, rename into place read-only."""
-    part = target.with_name(f"{target.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
-    limit = file.size if file.size is not None else MAX_DATA_BYTES
-    try:
-        # md5 because that is the checksum the data's publisher gives; it guards against
-        # corrupted and truncated transfers, and the URL is the publisher's own.
-        digest = hashlib.md5(usedforsecurity=False)
-        meter = _Meter(policy, deadline, say, file.filename, file.size or 0)
-        with _open(file.url, policy, meter) as response, open(part, "xb") as out:
-            announced = _content_length(response)
-            if file.size is None and announced is not None:
-                meter.size = announced
-            while block := _read(response, min(_BLOCK, limit + 1 - meter.received), meter, policy):
-                meter.add(block)
-                if meter.received > limit:
-                    raise _Mismatch(f"the server sent more than {_human(limit)}")
-                digest.update(block)
-                out.write(block)
-        expected = file.size if file.size is not None else announced
-        if expected is not None and meter.received < expected:
-            raise _Transient(
-                f"truncated body: expected {expected} bytes, received {meter.received}"
-            )
-        actual = digest.hexdigest()
-        if actual != file.md5.lower():
-            raise _Mismatch(f"expected md5 {file.md5}, got {actual}")
-        os.chmod(part, 0o444)
-        os.replace(part, target)
-    finally:
-        if part.exists():
-            _force_unlink(part)

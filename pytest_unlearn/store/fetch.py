@@ -398,7 +398,16 @@ def _ensure_blob(cache: Path, base: str, entry: FileEntry, policy: _Policy, say:
             url,
             policy,
             say,
-            lambda deadline: _download_once(url, blob, entry, policy, deadline, say),
+            lambda deadline: _download_once(
+                url,
+                blob,
+                what=entry.path,
+                checksum=("sha256", entry.sha256),
+                size=entry.size,
+                policy=policy,
+                deadline=deadline,
+                say=say,
+            ),
         )
     return blob
 
@@ -449,42 +458,64 @@ class _Meter:
 
 
 def _download_once(
-    url: str, blob: Path, entry: FileEntry, policy: _Policy, deadline: float | None, say: Log
+    url: str,
+    target: Path,
+    *,
+    what: str,
+    checksum: tuple[str, str],
+    size: int | None,
+    policy: _Policy,
+    deadline: float | None,
+    say: Log,
+    limit: int | None = None,
 ) -> None:
-    """One attempt: stream into a part file next to ``blob``, verify, rename into place."""
-    part = blob.with_name(f"{blob.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
+    """One attempt: stream ``url`` into a part file next to ``target``, check its size and
+    ``checksum`` (algorithm, lowercase hex digest), rename it into place read-only.
+
+    ``size`` None: not known beforehand; the Content-Length, if any, is then what a complete
+    body has, and ``limit`` bounds what is accepted.
+    """
+    algorithm, expected_digest = checksum
+    part = target.with_name(f"{target.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
+    most = size if size is not None else limit
+    assert most is not None, "give the size or a limit"
     try:
-        digest = hashlib.sha256()
-        meter = _Meter(policy, deadline, say, entry.path, entry.size)
+        digest = hashlib.new(algorithm, usedforsecurity=False)
+        meter = _Meter(policy, deadline, say, what, size or 0)
         with _open(url, policy, meter) as response, open(part, "xb") as out:
             announced = _content_length(response)
+            if size is None and announced is not None:
+                meter.size = announced
             while True:
                 # Never read more than one byte past the expected size: enough to notice.
-                want = min(_BLOCK, entry.size + 1 - meter.received)
+                want = min(_BLOCK, most + 1 - meter.received)
                 block = _read(response, want, meter, policy)
                 if not block:
                     break
                 meter.add(block)
-                received = meter.received
-                if received > entry.size:
+                if meter.received > most:
                     raise _Mismatch(
-                        f"expected {entry.size} bytes (sha256 {entry.sha256}), the server sent more"
+                        f"expected {size} bytes ({algorithm} {expected_digest}), the server "
+                        "sent more"
+                        if size is not None
+                        else f"the server sent more than {_human(most)}"
                     )
                 digest.update(block)
                 out.write(block)
         received = meter.received
-        if received < entry.size or (announced is not None and received < announced):
-            expected = entry.size if announced is None else max(entry.size, announced)
+        known = [n for n in (size, announced) if n is not None]
+        if known and received < max(known):
+            expected = max(known)
             raise _Transient(
                 f"truncated body: expected {expected} bytes, received {received}"
                 + (f" (Content-Length {announced})" if announced not in (None, expected) else "")
             )
         actual = digest.hexdigest()
-        if actual != entry.sha256:
-            raise _Mismatch(f"expected sha256 {entry.sha256}, got {actual}")
-        # Read-only: the blob is shared through hard links by every view that holds it.
+        if actual != expected_digest:
+            raise _Mismatch(f"expected {algorithm} {expected_digest}, got {actual}")
+        # Read-only: a blob is shared through hard links by every view that holds it.
         os.chmod(part, 0o444)
-        os.replace(part, blob)
+        os.replace(part, target)
     finally:
         if part.exists():
             _force_unlink(part)
