@@ -23,3 +23,17 @@ def stderr_log(message: str) -> None:
 
 def quiet(message: str) -> None:
     """A sink that drops every line."""
+
+
+def human_size(size: int) -> str:
+    """A byte count as progress lines show it.
+
+    >>> human_size(1258291), human_size(512)
+    ('1.2 MiB', '512 B')
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -21,6 +21,8 @@ from torch import nn
 from ..contract import TrainingRecipe
 
 ForgetSetKind = Literal["random", "subpopulation"]
+#: Every :data:`ForgetSetKind`, for checking a kind read from a file.
+FORGET_SET_KINDS: tuple[ForgetSetKind, ...] = get_args(ForgetSetKind)
 
 
 class DataUnavailable(RuntimeError):

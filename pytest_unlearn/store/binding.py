@@ -17,15 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.spec import Benchmark, DataUnavailable, ForgetSet
+from ..benchmarks.spec import FORGET_SET_KINDS, Benchmark, DataUnavailable, ForgetSet
 from .layout import forget_set_file
 from .manifest import Manifest, StoreError, read_manifest
 from .reader import natural_order, open_listed
 
 if TYPE_CHECKING:
     from .reader import _Tensors
-
-KINDS = ("random", "subpopulation")
 
 
 def bind_forget_sets(
@@ -44,10 +42,10 @@ def bind_forget_sets(
     forget_sets = []
     for name in sorted(manifest.forget_sets, key=natural_order):
         kind = manifest.forget_sets[name]
-        if kind not in KINDS:
+        if kind not in FORGET_SET_KINDS:
             raise StoreError(
-                f"{store}: forget set {name!r} has kind {kind!r}; expected 'random' or "
-                "'subpopulation'"
+                f"{store}: forget set {name!r} has kind {kind!r}; expected "
+                f"{' or '.join(map(repr, FORGET_SET_KINDS))}"
             )
         plain = ForgetSet(name, "random", ())
         with open_listed(store, manifest, forget_set_file(plain)) as tensors:

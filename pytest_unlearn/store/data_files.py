@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..benchmarks.spec import Benchmark, RemoteFile
-from ..logs import Log, stderr_log
+from ..logs import Log, human_size, stderr_log
 
 # The transfer machinery of store downloads, shared so both behave alike.
 from .fetch import (
@@ -33,7 +33,6 @@ from .fetch import (
     DEFAULT_STALL_SECONDS,
     OfflineError,
     _download_once,
-    _human,
     _lock,
     _Policy,
     _retrying,
@@ -106,7 +105,7 @@ def fetch_data_file(
             ) from None
         for stale in target.parent.glob(f"{target.name}.part-*"):
             stale.unlink(missing_ok=True)  # left by a killed process (we hold the lock)
-        size = f" ({_human(file.size)})" if file.size else ""
+        size = f" ({human_size(file.size)})" if file.size else ""
         say(f"pytest-unlearn: fetching {file.filename}{size} from {file.url} into {cache_dir}")
         _retrying(
             file.filename,

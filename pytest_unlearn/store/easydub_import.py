@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..benchmarks.cifar10_resnet9 import EASYDUB_FORGET_SETS, CIFAR10ResNet9, forget_set_name
-from ..benchmarks.spec import ForgetSet, ForgetSetKind
+from ..benchmarks.spec import FORGET_SET_KINDS, ForgetSet, ForgetSetKind
 from ..logs import Log, stderr_log
 from .builder import check_ensemble_size, remove_stale_staging, save_tensors, staging_name
 from .layout import PRETRAINED_MARGINS, PRETRAINED_WEIGHTS, forget_set_file, oracle_file
@@ -51,7 +51,6 @@ from .manifest import OutputRefused, StoreError, check_output_directory, seal_st
 
 #: EasyDUB names every released file after the last epoch (24 epochs, counted from 0).
 EPOCH_SUFFIX = "epoch_23"
-_KINDS: tuple[ForgetSetKind, ...] = ("random", "subpopulation")
 # Older EasyDUB checkpoints carry a wrapper prefix; EasyDUB's own loader strips these two.
 _WRAPPER_PREFIXES = ("model.", "module.")
 
@@ -285,12 +284,12 @@ def _resolve_forget_sets(
     resolved: dict[int, ForgetSetKind] = {}
     for z in sorted(dict.fromkeys(forget_ids)):
         kind = labels.get(z)
-        if kind not in _KINDS:
+        if kind not in FORGET_SET_KINDS:
             raise EasyDUBImportError(
-                f"forget set {z}: kind {kind!r} is not one of {', '.join(_KINDS)}; label it "
-                f"with --kinds {z}=random or --kinds {z}=subpopulation"
+                f"forget set {z}: kind {kind!r} is not one of {', '.join(FORGET_SET_KINDS)}; "
+                f"label it with --kinds {z}=random or --kinds {z}=subpopulation"
             )
-        resolved[z] = kind  # type: ignore[assignment]  # checked against _KINDS just above
+        resolved[z] = kind  # type: ignore[assignment]  # checked just above
     return resolved
 
 

@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..atomic_files import write_atomically
-from ..logs import Log
+from ..logs import Log, human_size, quiet
 from .locks import DEFAULT_LOCK_TIMEOUT, held_lock
 from .manifest import (
     MANIFEST_NAME,
@@ -183,7 +183,7 @@ def materialize(
         raise ValueError(f"stall_seconds must be positive, got {stall_seconds}")
     if deadline_seconds is not None and not deadline_seconds > 0:
         raise ValueError(f"deadline_seconds must be positive or None, got {deadline_seconds}")
-    say: Log = log if log is not None else _quiet
+    say: Log = log if log is not None else quiet
     cache = Path(cache_dir).absolute()
     match = _SCHEME.match(source)
     scheme = match.group(1).lower() if match else None
@@ -218,10 +218,6 @@ def materialize(
         # Network errors never get here (they become DownloadError): this is the local disk,
         # e.g. an unwritable cache directory, a full disk, an unreadable store file.
         raise StoreError(f"store {source}: local file error in cache {cache}: {exc}") from exc
-
-
-def _quiet(message: str) -> None:
-    del message
 
 
 # --- local directories -------------------------------------------------------------------
@@ -327,7 +323,7 @@ def _materialize_remote(
         manifest_sha = hashlib.sha256(raw).hexdigest()
         say(
             f"pytest-unlearn: store {base}: {len(manifest.files)} files, "
-            f"{_human(manifest.total_size)}"
+            f"{human_size(manifest.total_size)}"
         )
         blobs = {
             entry.path: _ensure_blob(cache, base, entry, policy, say) for entry in manifest.files
@@ -392,7 +388,7 @@ def _ensure_blob(cache: Path, base: str, entry: FileEntry, policy: _Policy, say:
         if blob.exists():
             _force_unlink(blob)
         url = f"{base}/{urllib.parse.quote(entry.path)}"
-        say(f"pytest-unlearn: downloading {entry.path} ({_human(entry.size)})")
+        say(f"pytest-unlearn: downloading {entry.path} ({human_size(entry.size)})")
         _retrying(
             entry.path,
             url,
@@ -437,7 +433,7 @@ class _Meter:
             # The last few bytes of a file count as enough, however few they are.
             left = self.size - self._window_bytes if self.size else STALL_MIN_BYTES
             if self.received - self._window_bytes < min(STALL_MIN_BYTES, max(1, left)):
-                raise _Transient(
+                raise _Stalled(
                     f"stalled: {self.received - self._window_bytes} bytes in the last "
                     f"{now - self._window_start:.1f}s (stall_seconds="
                     f"{self.policy.stall_seconds:g}: at least {STALL_MIN_BYTES} bytes expected)"
@@ -448,8 +444,8 @@ class _Meter:
             self._last_report = now
             percent = 100 * self.received / self.size if self.size else 100.0
             self.say(
-                f"pytest-unlearn: downloading {self.what}: {_human(self.received)} of "
-                f"{_human(self.size)} ({percent:.0f}%)"
+                f"pytest-unlearn: downloading {self.what}: {human_size(self.received)} of "
+                f"{human_size(self.size)} ({percent:.0f}%)"
             )
 
     def add(self, block: bytes) -> None:
@@ -498,7 +494,7 @@ def _download_once(
                         f"expected {size} bytes ({algorithm} {expected_digest}), the server "
                         "sent more"
                         if size is not None
-                        else f"the server sent more than {_human(most)}"
+                        else f"the server sent more than {human_size(most)}"
                     )
                 digest.update(block)
                 out.write(block)
@@ -531,7 +527,9 @@ def _get_small(url: str, policy: _Policy, deadline: float | None) -> bytes:
         while block := _read(response, _BLOCK, meter, policy):
             meter.add(block)
             if meter.received > _MAX_MANIFEST_BYTES:
-                raise _Permanent(f"body larger than {_human(_MAX_MANIFEST_BYTES)}, not a manifest")
+                raise _Permanent(
+                    f"body larger than {human_size(_MAX_MANIFEST_BYTES)}, not a manifest"
+                )
             chunks.append(block)
     received = meter.received
     if announced is not None and received < announced:
@@ -556,6 +554,10 @@ class _Permanent(_Transient):
 
 class _Mismatch(_Transient):
     """Complete bytes that do not match the manifest."""
+
+
+class _Stalled(_Transient):
+    """Too few bytes for too long; retried, and a :class:`StalledError` when given up."""
 
 
 class _Deadline(_Permanent):
@@ -590,7 +592,7 @@ def _read(response: http.client.HTTPResponse, size: int, meter: _Meter, policy: 
         return exc.partial
     except TimeoutError:
         meter.check()  # a passed deadline says so
-        raise _Transient(
+        raise _Stalled(
             f"stalled: no data for {policy.socket_timeout:g}s after {meter.received} bytes"
         ) from None
     except (OSError, http.client.HTTPException) as exc:
@@ -640,7 +642,7 @@ def _retrying(
         except _Transient as exc:
             failures += 1
             if failures >= policy.retries:
-                error = StalledError if exc.detail.startswith("stalled") else DownloadError
+                error = StalledError if isinstance(exc, _Stalled) else DownloadError
                 raise error(
                     f"cannot download {what} from {url}: {exc.detail} "
                     f"(gave up after {failures} attempt{'s' if failures > 1 else ''})"
@@ -734,13 +736,3 @@ def _force_unlink(path: Path) -> None:
 
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def _human(size: int) -> str:
-    """``1258291`` -> ``'1.2 MiB'``."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from ..logs import Log, quiet
+from ..logs import Log, human_size, quiet
 from .manifest import MANIFEST_NAME, Manifest, StoreError, read_manifest
 
 #: The scheme of a Hub source or target.
@@ -270,7 +270,7 @@ def snapshot(source: str, *, offline: bool = False, log: Log | None = None) -> P
         size = sum(entry.size for entry in missing)
         say(
             f"pytest-unlearn: fetching store {source} into the Hugging Face cache: "
-            f"{len(missing)} files, {size / 2**20:.1f} MiB"
+            f"{len(missing)} files, {human_size(size)}"
         )
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
         paths = list(pool.map(download, [entry.path for entry in manifest.files]))
@@ -310,10 +310,6 @@ def materialize_hub(
 
 
 # --- publishing --------------------------------------------------------------------------
-
-
-def _human(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 def dataset_card(
@@ -358,7 +354,7 @@ def dataset_card(
         f"| fingerprint | `{manifest.fingerprint}` |",
         f"| models per ensemble (N) | {manifest.n_models} |",
         f"| forget sets | {forget_sets or 'none'} |",
-        f"| files | {len(manifest.files)}, {_human(manifest.total_size)} |",
+        f"| files | {len(manifest.files)}, {human_size(manifest.total_size)} |",
         f"| manifest schema | {manifest.schema} |",
         "",
         "## Run a method against it",
@@ -449,7 +445,7 @@ def publish(
     operations.append(hub.CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode()))
     say(
         f"pytest-unlearn: publishing {store} ({len(manifest.files)} files, "
-        f"{_human(manifest.total_size)}) to {repo.url}"
+        f"{human_size(manifest.total_size)}) to {repo.url}"
     )
     api = hub.HfApi(endpoint=endpoint())
     try:
