@@ -112,7 +112,7 @@ class EasyDUBRecipe(TrainingRecipe):
     is no data augmentation; inputs are normalized with ``normalize_mean``/``normalize_std``;
     training runs under bf16 autocast where the GPU supports it.
 
-    >>> RECIPE.lr, RECIPE.lr_schedule, RECIPE.peak_epoch
+    >>> EASYDUB_RECIPE.lr, EASYDUB_RECIPE.lr_schedule, EASYDUB_RECIPE.peak_epoch
     (0.4, 'one_cycle_linear', 5)
     """
 
@@ -127,8 +127,8 @@ class EasyDUBRecipe(TrainingRecipe):
 
 
 #: EasyDUB's recipe, from the defaults of its ``train_models.py`` (24 epochs: the released
-#: checkpoints are named ``epoch_23``, counting from 0).
-RECIPE = EasyDUBRecipe(epochs=24, lr=0.4, batch_size=256, momentum=0.9, weight_decay=5e-4)
+#: checkpoints are named ``epoch_23``, counting from 0); imported stores are trained with it.
+EASYDUB_RECIPE = EasyDUBRecipe(epochs=24, lr=0.4, batch_size=256, momentum=0.9, weight_decay=5e-4)
 
 
 class _Residual(nn.Module):
@@ -196,9 +196,6 @@ def resnet9(
         _Scale(0.2),
     )
 
-
-#: EasyDUB's recipe under the name the importer uses.
-EASYDUB_RECIPE = RECIPE
 
 #: The recipe of a locally built store: EasyDUB's schedule, architecture and preprocessing in
 #: fewer, larger steps (10 epochs of 512 images against 24 of 256: 4.8 times fewer images
@@ -509,10 +506,6 @@ class CIFAR10ResNet9(Benchmark):
                 sequential_neighbourhood(data, nearest_first, requests, request_size, "image"),
             )
         return self._built
-
-    def forget_set(self, name: str) -> ForgetSet:
-        """Forget set ``name`` with its indices (:attr:`forget_sets`)."""
-        return super().forget_set(name)
 
     # -- models -----------------------------------------------------------------------------
 

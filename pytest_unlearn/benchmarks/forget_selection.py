@@ -101,8 +101,7 @@ def sequential_neighbourhood(
         seq.name, len(seq.requests)
         ('seq3x12', 3)
     """
-    train = data.train_indices
-    train = train[~torch.isin(train, exclude)]
+    train = data.retain_after(exclude)
     excluded_class = data.targets[exclude[0]]
     candidates = train[data.targets[train] != excluded_class]
     anchor = candidates[most_atypical(data.inputs[candidates], data.targets[candidates])]
