@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..harness.baseline import compare
 from .json_report import SCHEMA
 
 
@@ -63,7 +64,7 @@ def change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     old, new, margin = before.get("p95"), after.get("p95"), _margin(after)
     if not isinstance(old, int | float) or not isinstance(new, int | float) or margin is None:
         return ""
-    if new > old + margin:
+    if compare(new, margin, before).regressed:  # the rule --unlearn-baseline applies
         return "regression"
     if new < old - margin:
         return "improvement"
