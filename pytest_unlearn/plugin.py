@@ -9,7 +9,6 @@ every run; requesting one is what loads anything.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,19 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if method is None:
         return
     check_method(method, "the pytest_unlearn_method hook's result")
-    settings = Settings.from_config(config)
-    from .workers import SharedRunsDirectory, configure_worker, shared_runs_dir
-
-    settings = dataclasses.replace(
-        settings, device=configure_worker(config, settings.device, settings.threads)
-    )
-
+    settings = Settings.for_this_process(config)
     from pytest_unlearn import conformance
     from pytest_unlearn.fixtures import conformance_fixtures
 
     from .harness.call_guard import release_output_with
     from .harness.evaluator import EVALUATOR_KEY, Evaluator
     from .progress import progress_writer
+    from .workers import SharedRunsDirectory, shared_runs_dir
 
     capture = config.pluginmanager.getplugin("capturemanager")
     release_output_with(None if capture is None else capture.suspend_global_capture)

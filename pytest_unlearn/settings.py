@@ -23,6 +23,7 @@ pytest_unlearn.settings.Invalid: unknown profile 'slow' (known: full, quick)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -685,3 +686,14 @@ class Settings:
     def from_config(cls, config: pytest.Config) -> Settings:
         """Resolve every option; a bad value raises ``pytest.UsageError`` naming its source."""
         return cls(**{entry.field: entry.value(config) for entry in OPTIONS})
+
+    @classmethod
+    def for_this_process(cls, config: pytest.Config) -> Settings:
+        """:meth:`from_config`, with this process set up to run (its torch threads and, for an
+        xdist worker, its GPU: :func:`.workers.configure_worker`) and ``device`` the one it
+        uses. The conformance run and the public fixtures both start from it."""
+        from .workers import configure_worker
+
+        settings = cls.from_config(config)
+        device = configure_worker(config, settings.device, settings.threads)
+        return dataclasses.replace(settings, device=device)

@@ -306,22 +306,43 @@ class Evaluator:
             self._collected[benchmark] = held
         return self._collected[benchmark]
 
+    def run_method(
+        self,
+        method: Callable,
+        ensembles: Ensembles,
+        forget_set: str,
+        *,
+        keep_outputs: bool,
+        shared: Path | None = None,
+    ) -> MethodRun:
+        """``method`` run on every member for ``forget_set`` with this run's settings (device,
+        timeout, seed, parameters), uncached: :meth:`method_run` is the configured method's
+        cached run; the public ``unlearn_run`` fixture runs others through this."""
+        settings = self.settings
+        return run_method(
+            method,
+            ensembles,
+            forget_set,
+            settings.device,
+            timeout=settings.timeout,
+            seed=settings.seed,
+            log=self._log,
+            keep_outputs=keep_outputs,
+            shared=shared,
+            params=dict(settings.params),
+        )
+
     def method_run(self, benchmark: str, forget_set: str) -> MethodRun:
         key = (benchmark, forget_set)
         if key not in self._runs:
             ensembles = self.ensembles(benchmark)  # a store error fails here, as the store's
             try:
-                self._runs[key] = run_method(
+                self._runs[key] = self.run_method(
                     self.method,
                     ensembles,
                     forget_set,
-                    self.settings.device,
-                    timeout=self.settings.timeout,
-                    seed=self.settings.seed,
-                    log=self._log,
                     keep_outputs=self.claim is not None,
                     shared=self.shared_runs,
-                    params=dict(self.settings.params),
                 )
             except Exception as error:
                 # A failure another worker published already says whose it was.
