@@ -647,7 +647,8 @@ def parse_params(raw: str, source: str) -> tuple[tuple[str, Any], ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved configuration of one pytest run: one field per entry of :data:`OPTIONS`.
+    """The resolved configuration of one pytest run: one field per entry of :data:`OPTIONS`,
+    whose entries hold the defaults (the fields have none of their own).
 
     ``Settings.from_config(config)`` builds it once the plugin is active; a field left unset
     everywhere holds its option's default, e.g. ``models`` is 100 (50 with
@@ -663,20 +664,20 @@ class Settings:
     cache_dir: Path
     device: torch.device
     benchmarks: tuple[str, ...]
-    store: str | None = None
-    offline: bool = False
-    timeout: float | None = None
-    xfail_file: Path | None = None
-    profile: str = "full"
-    seed: int = 0
-    report: Path | None = None
-    plots: Path | None = None
-    threads: int | None = None
+    store: str | None
+    offline: bool
+    timeout: float | None
+    xfail_file: Path | None
+    profile: str
+    seed: int
+    report: Path | None
+    plots: Path | None
+    threads: int | None
     #: ``--unlearn-param KEY=VALUE``: what the method receives as ``context.params``.
-    params: tuple[tuple[str, Any], ...] = ()
-    baseline: Path | None = None
-    download_stall: float = 60.0
-    download_deadline: float = 3600.0
+    params: tuple[tuple[str, Any], ...]
+    baseline: Path | None
+    download_stall: float
+    download_deadline: float
 
     def source_of(self, config: pytest.Config, name: str) -> str:
         """Where option ``name`` was set (flag, env variable, ini key), for messages."""
