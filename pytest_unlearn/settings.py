@@ -632,19 +632,6 @@ def method_spec(config: pytest.Config) -> tuple[str | None, str]:
     return spec, source
 
 
-def parse_params(raw: str, source: str) -> tuple[tuple[str, Any], ...]:
-    r"""``KEY=VALUE`` entries (lines or ';'-separated) as ``(key, value)`` pairs, in order; a
-    malformed one is a ``pytest.UsageError`` naming ``source``.
-
-    >>> parse_params("lr=0.05; name=scrub\nepochs=10", "--unlearn-param")
-    (('lr', 0.05), ('name', 'scrub'), ('epochs', 10))
-    """
-    try:
-        return params()(raw, None)  # params() never reads the config
-    except Invalid as error:
-        raise pytest.UsageError(f"{source}: {error}") from None
-
-
 @dataclass(frozen=True)
 class Settings:
     """The resolved configuration of one pytest run: one field per entry of :data:`OPTIONS`,

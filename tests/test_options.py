@@ -234,6 +234,7 @@ BAD_VALUES = [
     pytest.param("timeout", "nan", "the timeout must be a positive, finite", id="timeout-nan"),
     pytest.param("timeout", "-1", "the timeout must be a positive, finite", id="timeout-negative"),
     pytest.param("device", "meta", "'meta' is not a device a method can run on", id="device-meta"),
+    pytest.param("param", "a=1; a=2", "parameter 'a' is given", id="param-twice"),
 ]
 if not torch.cuda.is_available():
     BAD_VALUES.append(

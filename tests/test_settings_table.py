@@ -20,7 +20,6 @@ from pytest_unlearn.settings import (
     integer,
     option,
     options_table,
-    parse_params,
     seconds,
 )
 
@@ -207,11 +206,6 @@ def test_a_lazy_maximum_is_only_computed_when_needed() -> None:
     assert calls == []
     assert validate("5", None) == 5
     assert calls == [1]
-
-
-def test_parse_params_names_its_source() -> None:
-    with pytest.raises(pytest.UsageError, match=r"^PYTEST_UNLEARN_PARAM: parameter 'a' is given"):
-        parse_params("a=1; a=2", "PYTEST_UNLEARN_PARAM")
 
 
 def test_a_computed_default_must_say_how_it_is_shown() -> None:
